@@ -1,0 +1,335 @@
+"""Token acquisition for every flow the seeds use, on MSAL, with the encrypted cache.
+
+One class per flow, each with ``acquire(app, scopes)``; :class:`TokenProvider` picks the flow
+from the credential's kind, builds the MSAL application over the credential's persisted cache,
+and returns an :class:`AccessToken`. MSAL consults the cache first, so repeated calls and
+process restarts cost one token request per token lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import msal
+
+from mailgate.errors import ConfigurationError, InteractionRequiredError
+from mailgate.identity import _msal
+from mailgate.identity.cache import TokenCacheStore
+from mailgate.identity.clouds import Cloud, get_cloud
+from mailgate.identity.inputs import ScopeSet, parse_scopes
+from mailgate.identity.interaction import Interaction, NoInteraction
+from mailgate.secret import Secret
+from mailgate.vault import CredentialKind, CredentialProfile, DelegatedFlow, SecretField, Vault
+
+__all__ = ["AccessToken", "TokenProvider", "decode_claims"]
+
+
+def decode_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (for display and diagnosis only, never for trust)."""
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """An access token and what is known about it. ``value`` is a :class:`Secret`."""
+
+    value: Secret
+    expires_on: datetime
+    scopes: tuple[str, ...]
+    from_cache: bool
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any], scopes: tuple[str, ...]) -> AccessToken:
+        token = str(result["access_token"])
+        expires_in = int(result.get("expires_in", 3599))
+        return cls(
+            value=Secret(token),
+            expires_on=datetime.now(UTC) + timedelta(seconds=expires_in),
+            scopes=scopes,
+            from_cache=result.get("token_source") == "cache",
+            claims=decode_claims(token),
+        )
+
+    @property
+    def audience(self) -> str:
+        return str(self.claims.get("aud", ""))
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.claims.get("roles", ()))
+
+    @property
+    def delegated_scopes(self) -> tuple[str, ...]:
+        return tuple(str(self.claims.get("scp", "")).split())
+
+
+class Flow(Protocol):
+    """One OAuth flow: get a token for ``scopes`` from ``app``, cache first."""
+
+    def acquire(
+        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class ClientCredentialsFlow:
+    """App-only: client secret or certificate (``grant_type=client_credentials``)."""
+
+    tenant: str
+
+    def acquire(
+        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
+    ) -> dict[str, Any]:
+        if force_refresh:
+            # acquire_token_for_client has no force_refresh; dropping the cached AT does it.
+            for item in app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+                app.token_cache.remove_at(item)
+        result = _msal.call(app.acquire_token_for_client, self.tenant, scopes)
+        return _msal.check_result(result, "client credentials")
+
+
+def _silent(
+    app: msal.ClientApplication,
+    tenant: str,
+    scopes: list[str],
+    username: str | None,
+    force_refresh: bool,
+) -> dict[str, Any] | None:
+    accounts = _msal.call(app.get_accounts, tenant, username=username) if username else []
+    if not accounts and not username:
+        accounts = _msal.call(app.get_accounts, tenant)
+    if not accounts:
+        return None
+    result = _msal.call(
+        app.acquire_token_silent_with_error,
+        tenant,
+        scopes,
+        accounts[0],
+        force_refresh=force_refresh,
+    )
+    if result and "access_token" in result:
+        return dict(result)
+    if result and "error" in result:
+        # The refresh token was refused (revoked, expired): that is the user's answer, say it.
+        _msal.check_result(result, "refresh token")
+    return None
+
+
+@dataclass
+class PasswordFlow:
+    """Resource owner password credentials (ROPC): user name + password, no MFA possible."""
+
+    tenant: str
+    username: str
+    password: Secret
+
+    def acquire(
+        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
+    ) -> dict[str, Any]:
+        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
+        if cached:
+            return cached
+        result = _msal.call(
+            app.acquire_token_by_username_password,
+            self.tenant,
+            self.username,
+            self.password.reveal(),
+            scopes,
+        )
+        return _msal.check_result(result, "password sign-in")
+
+
+@dataclass
+class DeviceCodeFlow:
+    """Device code: the person enters a code at the verification page; refresh token kept."""
+
+    tenant: str
+    username: str | None
+    interaction: Interaction
+
+    def acquire(
+        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
+    ) -> dict[str, Any]:
+        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
+        if cached:
+            return cached
+        return self.sign_in(app, scopes)
+
+    def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        flow = _msal.call(app.initiate_device_flow, self.tenant, scopes=scopes)
+        if "user_code" not in flow:
+            _msal.check_result(flow, "device code")
+        self.interaction.show_device_code(flow)
+        result = _msal.call(app.acquire_token_by_device_flow, self.tenant, flow)
+        return _msal.check_result(result, "device code sign-in")
+
+
+@dataclass
+class AuthCodeFlow:
+    """Authorization code with PKCE and a local redirect; refresh token kept."""
+
+    tenant: str
+    username: str | None
+    redirect_uri: str
+    interaction: Interaction
+
+    def acquire(
+        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
+    ) -> dict[str, Any]:
+        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
+        if cached:
+            return cached
+        return self.sign_in(app, scopes)
+
+    def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        started: dict[str, Any] = {}
+
+        def build(redirect_uri: str) -> str:
+            started.update(
+                _msal.call(
+                    app.initiate_auth_code_flow,
+                    self.tenant,
+                    scopes,
+                    redirect_uri=redirect_uri,
+                    login_hint=self.username,
+                )
+            )
+            return str(started["auth_uri"])
+
+        response = self.interaction.authorize(build, self.redirect_uri)
+        result = _msal.call(app.acquire_token_by_auth_code_flow, self.tenant, started, response)
+        return _msal.check_result(result, "authorization code sign-in")
+
+
+class TokenProvider:
+    """Gets access tokens for vault credentials, through MSAL and the encrypted cache."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        interaction: Interaction | None = None,
+        sandbox_file: Path | None = None,
+    ) -> None:
+        self.vault = vault
+        self.caches = TokenCacheStore(vault.directory / "token-cache", vault.key)
+        self.interaction = interaction
+        self.sandbox_file = sandbox_file
+
+    def cloud(self, profile: CredentialProfile) -> Cloud:
+        return get_cloud(profile.cloud, self.sandbox_file)
+
+    def scopes_for(self, profile: CredentialProfile, scopes: str | None) -> ScopeSet:
+        if scopes is None:
+            return ScopeSet(profile.scopes, profile.app_only)
+        return parse_scopes(
+            scopes,
+            app_only=profile.app_only,
+            default_resource=self.cloud(profile).exchange_resource,
+        )
+
+    def _secret(self, name: str, field_name: SecretField, what: str) -> Secret:
+        value = self.vault.secret(name, field_name)
+        if value is None:
+            raise ConfigurationError(
+                f"credential {name!r} has no {what}.",
+                f"store it with `mailgate creds set-secret {name}`.",
+            )
+        return value
+
+    def _app(
+        self, profile: CredentialProfile, cache: msal.SerializableTokenCache
+    ) -> msal.ClientApplication:
+        cloud = self.cloud(profile)
+        if profile.kind is CredentialKind.CERTIFICATE:
+            assert profile.certificate is not None
+            credential: dict[str, str] | str = {
+                "private_key": self._secret(
+                    profile.name, SecretField.PRIVATE_KEY, "private key"
+                ).reveal(),
+                "thumbprint": profile.certificate.thumbprint_sha1,
+                "public_certificate": profile.certificate.certificate_pem,
+            }
+            return _msal.build_confidential_app(
+                cloud, profile.tenant, profile.client_id, credential, cache
+            )
+        client_secret = self.vault.secret(profile.name, SecretField.CLIENT_SECRET)
+        if client_secret is not None:
+            return _msal.build_confidential_app(
+                cloud, profile.tenant, profile.client_id, client_secret.reveal(), cache
+            )
+        if profile.kind is CredentialKind.CLIENT_SECRET:
+            self._secret(profile.name, SecretField.CLIENT_SECRET, "client secret")
+        return _msal.build_public_app(cloud, profile.tenant, profile.client_id, cache)
+
+    def _flow(self, profile: CredentialProfile, interaction: Interaction) -> Flow:
+        if profile.kind.app_only:
+            return ClientCredentialsFlow(profile.tenant)
+        if profile.kind is CredentialKind.PASSWORD:
+            assert profile.username is not None
+            password = self._secret(profile.name, SecretField.PASSWORD, "password")
+            return PasswordFlow(profile.tenant, profile.username, password)
+        if profile.flow is DelegatedFlow.DEVICE_CODE:
+            return DeviceCodeFlow(profile.tenant, profile.username, interaction)
+        return AuthCodeFlow(
+            profile.tenant,
+            profile.username,
+            profile.redirect_uri or "http://localhost",
+            interaction,
+        )
+
+    def acquire(
+        self, name: str, scopes: str | None = None, *, force_refresh: bool = False
+    ) -> AccessToken:
+        """A token for credential ``name`` (its default scopes unless ``scopes`` is given)."""
+        profile = self.vault.get(name)
+        scope_set = self.scopes_for(profile, scopes)
+        interaction = self.interaction or NoInteraction(name)
+        with self.caches.open(name) as cache:
+            app = self._app(profile, cache)
+            flow = self._flow(profile, interaction)
+            result = flow.acquire(app, list(scope_set.scopes), force_refresh)
+        return AccessToken.from_result(result, scope_set.scopes)
+
+    def sign_in(self, name: str, scopes: str | None = None) -> AccessToken:
+        """Run the interactive sign-in of a delegated credential now and keep its refresh token."""
+        profile = self.vault.get(name)
+        if profile.kind is not CredentialKind.DELEGATED:
+            raise ConfigurationError(
+                f"credential {name!r} is a {profile.kind.value} credential; only delegated "
+                "credentials sign in interactively.",
+                f"get a token with `mailgate token {name}`.",
+            )
+        if self.interaction is None:
+            raise InteractionRequiredError(
+                "an interactive sign-in needs a terminal.", "run the command in a terminal."
+            )
+        scope_set = self.scopes_for(profile, scopes)
+        with self.caches.open(name) as cache:
+            app = self._app(profile, cache)
+            flow = self._flow(profile, self.interaction)
+            assert isinstance(flow, DeviceCodeFlow | AuthCodeFlow)
+            result = flow.sign_in(app, list(scope_set.scopes))
+        return AccessToken.from_result(result, scope_set.scopes)
+
+    async def acquire_async(
+        self, name: str, scopes: str | None = None, *, force_refresh: bool = False
+    ) -> AccessToken:
+        """:meth:`acquire` in a worker thread: MSAL is synchronous, the mail core is not."""
+        return await asyncio.to_thread(self.acquire, name, scopes, force_refresh=force_refresh)
+
+    def forget(self, name: str) -> None:
+        """Drop the cached tokens of ``name`` (used when a credential is removed)."""
+        self.caches.remove(name)

@@ -1,0 +1,34 @@
+"""Where mailgate keeps its files: the data directory and the files inside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["data_dir", "ensure_private_dir", "sandbox_description_file"]
+
+ENV_HOME = "MAILGATE_HOME"
+ENV_SANDBOX = "MAILGATE_SANDBOX"
+
+
+def data_dir() -> Path:
+    """The data directory: ``$MAILGATE_HOME`` or the platform's user data dir."""
+    configured = os.environ.get(ENV_HOME)
+    path = Path(configured) if configured else Path(platformdirs.user_data_dir("mailgate"))
+    return ensure_private_dir(path)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) if needed; the vault and caches live below it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def sandbox_description_file() -> Path:
+    """The JSON file a running sandbox writes about itself (``$MAILGATE_SANDBOX`` overrides)."""
+    configured = os.environ.get(ENV_SANDBOX)
+    if configured:
+        return Path(configured)
+    return data_dir() / "sandbox" / "sandbox.json"
