@@ -1,0 +1,276 @@
+"""The HTTP face of the emulated identity platform (Entra ID v2.0 endpoints) as a FastAPI app.
+
+Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common``)::
+
+    GET  /{tenant}/v2.0/.well-known/openid-configuration
+    GET  /{tenant}/discovery/v2.0/keys
+    POST /{tenant}/oauth2/v2.0/token
+    GET  /{tenant}/oauth2/v2.0/authorize        sign-in form
+    POST /{tenant}/oauth2/v2.0/authorize        credentials -> 302 to redirect_uri
+    POST /{tenant}/oauth2/v2.0/devicecode
+    GET  /devicelogin   POST /devicelogin       device-code approval form
+    POST /_sandbox/device/approve  {user_code, username, password, consent?}
+    POST /_sandbox/device/decline  {user_code}
+    GET  /_sandbox/stats           POST /_sandbox/stats/reset
+    POST /_sandbox/users/{upn}/revoke-sessions
+    POST /_sandbox/users/{upn}/state   {"locked": true, ...}  flip account flags
+
+This module only parses requests and renders answers; the rules live in
+:mod:`mailgate.sandbox.grants` and :mod:`mailgate.sandbox.platform`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from mailgate.sandbox import grants, pages
+from mailgate.sandbox.errors import AadstsError, error_body
+from mailgate.sandbox.platform import IdentityPlatform, Stats
+from mailgate.sandbox.tenant import USER_STATES
+
+__all__ = ["create_app", "openid_configuration"]
+
+_NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+
+
+def _error(err: AadstsError, status: int | None = None) -> JSONResponse:
+    return JSONResponse(error_body(err), status_code=status or err.status, headers=_NO_STORE)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, Any]:
+    """The discovery document; paths carry the tenant GUID, as MSAL reads it from there."""
+    tenant = platform.resolve_tenant(segment)
+    base = platform.base_url
+    path = tenant.id if tenant else segment
+    issuer_tenant = tenant.id if tenant else "{tenantid}"
+    return {
+        "issuer": f"{base}/{issuer_tenant}/v2.0",
+        "authorization_endpoint": f"{base}/{path}/oauth2/v2.0/authorize",
+        "token_endpoint": f"{base}/{path}/oauth2/v2.0/token",
+        "device_authorization_endpoint": f"{base}/{path}/oauth2/v2.0/devicecode",
+        "jwks_uri": f"{base}/{path}/discovery/v2.0/keys",
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "name",
+            "preferred_username",
+            "oid",
+            "tid",
+            "ver",
+        ],
+        "request_uri_parameter_supported": False,
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "mailgate.sandbox",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+    }
+
+
+def create_app(platform: IdentityPlatform) -> FastAPI:
+    """Build the FastAPI application serving ``platform``."""
+    app = FastAPI(title="mailgate sandbox identity platform", docs_url=None, redoc_url=None)
+    stats: Stats = platform.stats
+
+    @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
+    async def discovery(tenant: str) -> Response:
+        stats.endpoints["openid_configuration"] += 1
+        try:
+            return JSONResponse(openid_configuration(platform, tenant))
+        except AadstsError as err:
+            return _error(err)
+
+    @app.get("/{tenant}/discovery/v2.0/keys")
+    async def keys(tenant: str) -> Response:
+        stats.endpoints["jwks"] += 1
+        try:
+            platform.resolve_tenant(tenant)
+        except AadstsError as err:
+            return _error(err)
+        return JSONResponse(platform.signer.jwks())
+
+    @app.post("/{tenant}/oauth2/v2.0/token")
+    async def token(tenant: str, request: Request) -> Response:
+        form = await _fields(request)
+        name = grants.grant_name(form.get("grant_type", "")) or "none"
+        stats.grants[name] += 1
+        try:
+            body = grants.token(platform, tenant, form, request.headers.get("authorization"))
+        except AadstsError as err:
+            stats.grant_errors[name] += 1
+            return _error(err)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    @app.post("/{tenant}/oauth2/v2.0/devicecode")
+    async def devicecode(tenant: str, request: Request) -> Response:
+        stats.endpoints["devicecode"] += 1
+        try:
+            return JSONResponse(
+                grants.device_authorization(platform, tenant, await _fields(request))
+            )
+        except AadstsError as err:
+            return _error(err)
+
+    @app.get("/{tenant}/oauth2/v2.0/authorize")
+    async def authorize_form(tenant: str, request: Request) -> Response:
+        stats.endpoints["authorize"] += 1
+        params = dict(request.query_params)
+        req = grants.AuthorizeRequest.from_params(params)
+        try:
+            registered = grants.authorize_check(platform, tenant, req)
+        except AadstsError as err:
+            return HTMLResponse(pages.error_page(str(err)), status_code=400)
+        if req.prompt == "none":
+            return _finish(req, grants.authorize_submit(platform, tenant, req, "", ""))
+        return HTMLResponse(pages.sign_in_page(request.url.path, params, registered.name))
+
+    @app.post("/{tenant}/oauth2/v2.0/authorize")
+    async def authorize_post(tenant: str, request: Request) -> Response:
+        stats.endpoints["authorize_post"] += 1
+        form = await _fields(request)
+        req = grants.AuthorizeRequest.from_params(form)
+        try:
+            url = grants.authorize_submit(
+                platform,
+                tenant,
+                req,
+                form.get("username", ""),
+                form.get("password", ""),
+                consent=form.get("consent", "") in ("yes", "on", "true"),
+            )
+        except AadstsError as err:
+            return HTMLResponse(pages.error_page(str(err)), status_code=400)
+        return _finish(req, url)
+
+    @app.get("/devicelogin")
+    async def devicelogin_form() -> Response:
+        stats.endpoints["devicelogin"] += 1
+        return HTMLResponse(pages.device_login_page("/devicelogin"))
+
+    @app.post("/devicelogin")
+    async def devicelogin_post(request: Request) -> Response:
+        stats.endpoints["devicelogin_post"] += 1
+        form = await _fields(request)
+        try:
+            if form.get("action") == "decline":
+                grants.decline_device(platform, form.get("user_code", ""))
+                return HTMLResponse(
+                    pages.message_page("Sign-in cancelled", "You may close this window.")
+                )
+            grants.approve_device(
+                platform,
+                form.get("user_code", ""),
+                form.get("username", ""),
+                form.get("password", ""),
+                consent=form.get("consent", "") in ("yes", "on", "true"),
+            )
+        except AadstsError as err:
+            return HTMLResponse(pages.device_login_page("/devicelogin", str(err)), status_code=400)
+        return HTMLResponse(
+            pages.message_page(
+                "You're signed in", "You have signed in on your device. You may close this window."
+            )
+        )
+
+    @app.post("/_sandbox/device/approve")
+    async def device_approve(request: Request) -> Response:
+        data = await _json(request)
+        try:
+            grant = grants.approve_device(
+                platform,
+                str(data.get("user_code", "")),
+                str(data.get("username") or data.get("upn") or ""),
+                str(data.get("password", "")),
+                consent=bool(data.get("consent", False)),
+            )
+        except AadstsError as err:
+            return _error(err)
+        return JSONResponse(
+            {"status": grant.status, "upn": grant.upn, "tenant_id": grant.tenant_id}
+        )
+
+    @app.post("/_sandbox/device/decline")
+    async def device_decline(request: Request) -> Response:
+        data = await _json(request)
+        try:
+            grant = grants.decline_device(platform, str(data.get("user_code", "")))
+        except AadstsError as err:
+            return _error(err)
+        return JSONResponse({"status": grant.status})
+
+    @app.get("/_sandbox/stats")
+    async def get_stats() -> Response:
+        return JSONResponse(stats.as_dict())
+
+    @app.post("/_sandbox/stats/reset")
+    async def reset_stats() -> Response:
+        stats.endpoints.clear()
+        stats.grants.clear()
+        stats.grant_errors.clear()
+        return JSONResponse(stats.as_dict())
+
+    @app.post("/_sandbox/users/{upn}/revoke-sessions")
+    async def revoke_sessions(upn: str) -> Response:
+        try:
+            moment = platform.revoke_sessions(upn)
+        except AadstsError as err:
+            return _error(err, 404)
+        return JSONResponse({"upn": upn, "tokens_valid_from": moment.isoformat()})
+
+    @app.post("/_sandbox/users/{upn}/state")
+    async def set_user_state(upn: str, request: Request) -> Response:
+        data = await _json(request)
+        unknown = sorted(set(data) - set(USER_STATES))
+        if unknown or not all(isinstance(v, bool) for v in data.values()):
+            return JSONResponse(
+                {"error": "invalid_request", "allowed": list(USER_STATES), "unknown": unknown},
+                status_code=400,
+            )
+        try:
+            _tenant, user = platform.find_user(upn)
+        except AadstsError as err:
+            return _error(err, 404)
+        for flag, value in data.items():
+            setattr(user, flag, value)
+        return JSONResponse({"upn": user.upn, "state": user.state})
+
+    return app
+
+
+def _finish(req: grants.AuthorizeRequest, url: str) -> Response:
+    """Send the browser to the redirect URI, or relay the result with a form for form_post."""
+    if req.response_mode == "form_post":
+        values = dict(parse_qsl(urlsplit(url).query))
+        return HTMLResponse(pages.form_post_page(req.redirect_uri, values))
+    return RedirectResponse(url, status_code=302)

@@ -1,0 +1,255 @@
+"""Run the sandbox identity platform over HTTPS on 127.0.0.1, in a thread or in the foreground.
+
+:class:`SandboxServer` creates the state directory's key material and demo tenant if missing,
+binds its socket before :meth:`SandboxServer.start` returns (port 0 picks a free port), and
+writes ``state_dir/sandbox.json`` (mode 0600, it holds the demo secrets) describing where
+everything is. Schema, version 1::
+
+    {"version": 1, "base_url": "https://127.0.0.1:PORT", "authority_host": "127.0.0.1:PORT",
+     "ca_file": str, "tenant_file": str,
+     "endpoints": {"stats": url, "device_approve": url, "devicelogin": url},
+     "resources": {"exchange": "https://outlook.office365.com",
+                   "graph": "https://graph.microsoft.com"},
+     "tenants": [{"id", "name", "domains", "authority", "token_endpoint",
+                  "authorize_endpoint", "devicecode_endpoint",
+                  "apps": [{"name", "client_id", "object_id", "service_principal_id",
+                            "public_client_flows", "redirect_uris",
+                            "secrets": [{"key_id", "value", "expires", "expired"}],
+                            "certificates": [{"cert_file", "key_file", "pfx_file",
+                                              "pfx_password", "thumbprint_sha1",
+                                              "thumbprint_sha256"}]}],
+                  "users": [{"upn", "password", "display_name", "object_id", "state"}]}]}
+
+File paths are absolute; ``key_file``/``pfx_file``/``pfx_password`` are null when unknown;
+thumbprints are upper-case hex as the Azure portal shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import uvicorn
+
+from mailgate.sandbox.identity import create_app
+from mailgate.sandbox.params import EXCHANGE, GRAPH
+from mailgate.sandbox.pki import ensure_pki, load_certificate, thumbprint_sha1, thumbprint_sha256
+from mailgate.sandbox.platform import IdentityPlatform
+from mailgate.sandbox.tenant import App, Tenant, TenantFile, load_tenant_file, write_demo_tenant
+from mailgate.sandbox.tokens import TokenSigner
+
+__all__ = ["DESCRIPTION_FILE", "SandboxServer", "describe", "run_forever"]
+
+DESCRIPTION_FILE = "sandbox.json"
+
+
+def _describe_app(app: App, directory: TenantFile, now: datetime) -> dict[str, Any]:
+    def _abs(relative: str | None) -> str | None:
+        return str(directory.path(relative).resolve()) if relative else None
+
+    certificates = []
+    for entry in app.certificates:
+        cert = load_certificate(directory.path(entry.cert_file))
+        certificates.append(
+            {
+                "cert_file": _abs(entry.cert_file),
+                "key_file": _abs(entry.key_file),
+                "pfx_file": _abs(entry.pfx_file),
+                "pfx_password": entry.pfx_password,
+                "thumbprint_sha1": thumbprint_sha1(cert).hex().upper(),
+                "thumbprint_sha256": thumbprint_sha256(cert).hex().upper(),
+            }
+        )
+    return {
+        "name": app.name,
+        "client_id": app.client_id,
+        "object_id": app.object_id,
+        "service_principal_id": app.service_principal_id,
+        "public_client_flows": app.public_client_flows,
+        "redirect_uris": list(app.redirect_uris),
+        "secrets": [
+            {
+                "key_id": s.key_id,
+                "value": s.value,
+                "expires": s.expires.isoformat().replace("+00:00", "Z"),
+                "expired": s.expired(now),
+            }
+            for s in app.secrets
+        ],
+        "certificates": certificates,
+    }
+
+
+def _describe_tenant(tenant: Tenant, base_url: str, directory: TenantFile) -> dict[str, Any]:
+    authority = f"{base_url}/{tenant.id}"
+    now = datetime.now(UTC)
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "domains": list(tenant.domains),
+        "authority": authority,
+        "token_endpoint": f"{authority}/oauth2/v2.0/token",
+        "authorize_endpoint": f"{authority}/oauth2/v2.0/authorize",
+        "devicecode_endpoint": f"{authority}/oauth2/v2.0/devicecode",
+        "apps": [_describe_app(a, directory, now) for a in tenant.apps],
+        "users": [
+            {
+                "upn": u.upn,
+                "password": u.password,
+                "display_name": u.display_name,
+                "object_id": u.object_id,
+                "state": u.state,
+            }
+            for u in tenant.users
+        ],
+    }
+
+
+def describe(
+    base_url: str, ca_file: Path, tenant_file: Path, directory: TenantFile
+) -> dict[str, Any]:
+    """The version-1 description of a running sandbox (see the module docstring)."""
+    return {
+        "version": 1,
+        "base_url": base_url,
+        "authority_host": base_url.removeprefix("https://"),
+        "ca_file": str(ca_file.resolve()),
+        "tenant_file": str(tenant_file.resolve()),
+        "endpoints": {
+            "stats": f"{base_url}/_sandbox/stats",
+            "device_approve": f"{base_url}/_sandbox/device/approve",
+            "devicelogin": f"{base_url}/devicelogin",
+        },
+        "resources": {"exchange": EXCHANGE.identifier_uris[0], "graph": GRAPH.identifier_uris[0]},
+        "tenants": [_describe_tenant(t, base_url, directory) for t in directory.tenants],
+    }
+
+
+class SandboxServer:
+    """The identity platform served by uvicorn with TLS in a background thread."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int = 0,
+        tenant_file: Path | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.port = port
+        self.host = host
+        self.tenant_file = tenant_file
+        self.platform: IdentityPlatform | None = None
+        self.description: dict[str, Any] = {}
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``https://host:port`` once started."""
+        if self._socket is None:
+            raise RuntimeError("the sandbox is not started")
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def description_file(self) -> Path:
+        """Where :attr:`description` is written."""
+        return self.state_dir / DESCRIPTION_FILE
+
+    def start(self) -> None:
+        """Prepare keys and tenant, bind, serve, and return once requests are accepted."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pki = ensure_pki(self.state_dir)
+        tenant_file = self.tenant_file or write_demo_tenant(self.state_dir)
+        directory = load_tenant_file(tenant_file)
+        # Binding here, not in uvicorn, tells us the port before the thread starts.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        signer = TokenSigner(pki.signing_key, pki.signing_cert)
+        self.platform = IdentityPlatform(directory, signer, self.base_url)
+        config = uvicorn.Config(
+            create_app(self.platform),
+            ssl_certfile=str(pki.server_cert_file),
+            ssl_keyfile=str(pki.server_key_file),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name="mailgate-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the sandbox server failed to start; see the log above")
+            self._thread.join(0.01)
+        self.description = describe(self.base_url, pki.ca_file, tenant_file, directory)
+        _write_private(self.description_file, json.dumps(self.description, indent=2))
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread; safe to call twice."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def run_forever(state_dir: Path, port: int = 0, tenant_file: Path | None = None) -> None:
+    """Serve in the foreground until Ctrl-C or SIGTERM (the ``mailgate sandbox`` command)."""
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    server = SandboxServer(state_dir, port, tenant_file)
+    try:
+        server.start()
+        print(f"mailgate sandbox listening on {server.base_url}", flush=True)
+        print(f"description (holds demo secrets): {server.description_file}", flush=True)
+        print(f"CA certificate to trust: {server.description['ca_file']}", flush=True)
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("mailgate sandbox stopped", flush=True)

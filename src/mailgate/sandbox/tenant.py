@@ -1,0 +1,391 @@
+"""The sandbox's directory: tenants, app registrations and users, read from a TOML file.
+
+Format (all GUIDs lower-case; permissions are ``<resource>:<name>`` with resource ``exchange``
+or ``graph``; certificate paths are relative to the TOML file)::
+
+    [settings]
+    access_token_lifetime = 3599        # seconds
+    device_code_lifetime = 900
+    device_code_interval = 1            # small so tests are fast
+    authorization_code_lifetime = 600
+    [[tenants]]
+    id = "<guid>"
+    name = "Contoso (sandbox)"
+    domains = ["contoso.onmicrosoft.com"]
+    [[tenants.apps]]
+    name = "mailgate-daemon"
+    client_id = "<guid>"
+    object_id = "<guid>"                # app registration object id
+    service_principal_id = "<guid>"     # enterprise application object id
+    public_client_flows = false
+    redirect_uris = ["http://localhost"]
+    application_permissions = ["exchange:IMAP.AccessAsApp", "graph:Mail.Send"]
+    delegated_permissions = ["exchange:IMAP.AccessAsUser.All", "graph:User.Read"]
+    admin_consent = true                # tenant-wide consent to all the above
+    consented_users = []                # UPNs that consented to the delegated ones themselves
+    [[tenants.apps.secrets]]
+    key_id = "<guid>"
+    value = "..."
+    expires = 2027-05-22T00:00:00Z
+    [[tenants.apps.certificates]]
+    cert_file = "certs/daemon.pem"      # public certificate; thumbprints are computed
+    key_file = "certs/daemon-key.pem"   # optional, only echoed into sandbox.json
+    pfx_file = "certs/daemon.pfx"       # optional, idem
+    pfx_password = "..."                # optional, idem
+    [[tenants.users]]
+    upn = "alice@contoso.onmicrosoft.com"
+    password = "..."
+    display_name = "Alice Demo"
+    object_id = "<guid>"
+    mfa_required = false                # AADSTS50076 in non-interactive flows
+    mfa_registration_required = false   # 50079
+    external_challenge = false          # 50158
+    blocked_by_conditional_access = false  # 53003
+    locked = false                      # 50053
+    disabled = false                    # 50057
+    password_expired = false            # 50055
+
+:func:`write_demo_tenant` writes the built-in demo tenant with random secrets on first start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mailgate.sandbox.params import RESOURCES
+
+__all__ = [
+    "App",
+    "AppCertificate",
+    "AppSecret",
+    "Settings",
+    "Tenant",
+    "TenantFile",
+    "User",
+    "load_tenant_file",
+    "write_demo_tenant",
+]
+
+
+def _guid(value: str) -> str:
+    return str(uuid.UUID(value))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Settings(_Model):
+    """Lifetimes, in seconds, of what the sandbox issues."""
+
+    access_token_lifetime: Annotated[int, Field(gt=0)] = 3599
+    device_code_lifetime: Annotated[int, Field(gt=0)] = 900
+    device_code_interval: Annotated[int, Field(ge=0)] = 1
+    authorization_code_lifetime: Annotated[int, Field(gt=0)] = 600
+
+
+class AppSecret(_Model):
+    """A client secret: the ID the portal shows and the value only shown once."""
+
+    key_id: str
+    value: str
+    expires: datetime
+
+    _check_id = field_validator("key_id")(_guid)
+
+    @field_validator("expires")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def expired(self, now: datetime) -> bool:
+        """True once the secret's end date has passed."""
+        return self.expires <= now
+
+
+class AppCertificate(_Model):
+    """A certificate credential; only ``cert_file`` matters to the server."""
+
+    cert_file: str
+    key_file: str | None = None
+    pfx_file: str | None = None
+    pfx_password: str | None = None
+
+
+def _check_permissions(values: list[str]) -> list[str]:
+    for value in values:
+        resource, sep, name = value.partition(":")
+        if not sep or resource not in RESOURCES or not name:
+            raise ValueError(f"permission {value!r} must look like 'exchange:Name' or 'graph:Name'")
+    return values
+
+
+class App(_Model):
+    """An app registration plus its service principal in the same tenant."""
+
+    name: str
+    client_id: str
+    object_id: str
+    service_principal_id: str
+    public_client_flows: bool = False
+    redirect_uris: list[str] = []
+    application_permissions: list[str] = []
+    delegated_permissions: list[str] = []
+    admin_consent: bool = False
+    consented_users: list[str] = []
+    secrets: list[AppSecret] = []
+    certificates: list[AppCertificate] = []
+
+    _check_ids = field_validator("client_id", "object_id", "service_principal_id")(_guid)
+    _check_perms = field_validator("application_permissions", "delegated_permissions")(
+        _check_permissions
+    )
+
+    @property
+    def has_credentials(self) -> bool:
+        """True for a confidential client: it owns a secret or a certificate."""
+        return bool(self.secrets or self.certificates)
+
+
+USER_STATES = (
+    "locked",
+    "disabled",
+    "password_expired",
+    "blocked_by_conditional_access",
+    "mfa_registration_required",
+    "mfa_required",
+    "external_challenge",
+)
+
+
+class User(_Model):
+    """A member user; the boolean flags put the account in a failing state."""
+
+    upn: str
+    password: str
+    display_name: str
+    object_id: str
+    mfa_required: bool = False
+    mfa_registration_required: bool = False
+    external_challenge: bool = False
+    blocked_by_conditional_access: bool = False
+    locked: bool = False
+    disabled: bool = False
+    password_expired: bool = False
+
+    _check_id = field_validator("object_id")(_guid)
+
+    @property
+    def state(self) -> str:
+        """``ok`` or the name of the first flag set, in the order sign-in checks them."""
+        return next((s for s in USER_STATES if getattr(self, s)), "ok")
+
+
+class Tenant(_Model):
+    """A directory with its verified domains."""
+
+    id: str
+    name: str
+    domains: list[str]
+    apps: list[App] = []
+    users: list[User] = []
+
+    _check_id = field_validator("id")(_guid)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Tenant:
+        for what, keys in (
+            ("client_id", [a.client_id for a in self.apps]),
+            ("upn", [u.upn.lower() for u in self.users]),
+        ):
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"tenant {self.name!r}: duplicate {what}")
+        return self
+
+    def app(self, client_id: str) -> App | None:
+        """The app registered under ``client_id`` (case-insensitive), if any."""
+        wanted = client_id.strip().lower()
+        return next((a for a in self.apps if a.client_id == wanted), None)
+
+    def user(self, upn: str) -> User | None:
+        """The user whose UPN is ``upn`` (case-insensitive), if any."""
+        wanted = upn.strip().lower()
+        return next((u for u in self.users if u.upn.lower() == wanted), None)
+
+
+class TenantFile(_Model):
+    """The whole TOML file; ``base_dir`` resolves relative certificate paths."""
+
+    settings: Settings = Settings()
+    tenants: list[Tenant]
+    base_dir: Path = Path()
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path written in the file relative to the file's directory."""
+        return self.base_dir / relative
+
+
+def load_tenant_file(path: Path) -> TenantFile:
+    """Read and validate a tenant TOML file; raises ValueError with the reason."""
+    with path.open("rb") as handle:
+        data: dict[str, Any] = tomllib.load(handle)
+    data["base_dir"] = path.parent
+    return TenantFile.model_validate(data)
+
+
+_EXCHANGE_APP = [
+    "exchange:full_access_as_app",
+    "exchange:IMAP.AccessAsApp",
+    "exchange:POP.AccessAsApp",
+    "exchange:SMTP.SendAsApp",
+    "graph:Mail.ReadWrite",
+    "graph:Mail.Send",
+]
+_DELEGATED = [
+    "exchange:IMAP.AccessAsUser.All",
+    "exchange:POP.AccessAsUser.All",
+    "exchange:SMTP.Send",
+    "exchange:EWS.AccessAsUser.All",
+    "graph:Mail.ReadWrite",
+    "graph:Mail.Send",
+    "graph:User.Read",
+]
+_DEMO_USERS = {
+    "alice": {},
+    "bob": {"mfa_required": True},
+    "carol": {"locked": True},
+    "dave": {"disabled": True},
+    "erin": {"password_expired": True},
+    "frank": {"mfa_registration_required": True},
+    "grace": {"blocked_by_conditional_access": True},
+    "heidi": {"external_challenge": True},
+}
+
+
+def _ids() -> dict[str, str]:
+    return {
+        "client_id": str(uuid.uuid4()),
+        "object_id": str(uuid.uuid4()),
+        "service_principal_id": str(uuid.uuid4()),
+    }
+
+
+def _user(name: str, domain: str, **flags: bool) -> dict[str, Any]:
+    return {
+        "upn": f"{name}@{domain}",
+        "password": secrets.token_urlsafe(12),
+        "display_name": f"{name.capitalize()} Demo",
+        "object_id": str(uuid.uuid4()),
+        **flags,
+    }
+
+
+def _public_app(name: str, consent: bool) -> dict[str, Any]:
+    return {
+        "name": name,
+        **_ids(),
+        "public_client_flows": True,
+        "redirect_uris": ["http://localhost"],
+        "delegated_permissions": _DELEGATED,
+        "admin_consent": consent,
+    }
+
+
+def _demo_data(state_dir: Path) -> dict[str, Any]:
+    # Imported here so that reading a tenant file never needs the PKI code.
+    from mailgate.sandbox.pki import create_client_certificate
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    cert = create_client_certificate(
+        state_dir / "certs", "daemon", "mailgate-daemon", secrets.token_urlsafe(12)
+    )
+    daemon = {
+        "name": "mailgate-daemon",
+        **_ids(),
+        "public_client_flows": False,
+        "redirect_uris": ["http://localhost"],
+        "application_permissions": _EXCHANGE_APP,
+        "delegated_permissions": _DELEGATED,
+        "admin_consent": True,
+        "secrets": [
+            {
+                "key_id": str(uuid.uuid4()),
+                "value": secrets.token_urlsafe(30),
+                "expires": now + timedelta(days=180),
+            },
+            {
+                "key_id": str(uuid.uuid4()),
+                "value": secrets.token_urlsafe(30),
+                "expires": now - timedelta(days=30),
+            },
+        ],
+        "certificates": [
+            {
+                "cert_file": cert.cert_file.relative_to(state_dir).as_posix(),
+                "key_file": cert.key_file.relative_to(state_dir).as_posix(),
+                "pfx_file": cert.pfx_file.relative_to(state_dir).as_posix(),
+                "pfx_password": cert.pfx_password,
+            }
+        ],
+    }
+    contoso = "contoso.onmicrosoft.com"
+    fabrikam = "fabrikam.onmicrosoft.com"
+    fabrikam_daemon = {
+        "name": "fabrikam-daemon",
+        **_ids(),
+        "application_permissions": _EXCHANGE_APP,
+        "admin_consent": True,
+        "secrets": [
+            {
+                "key_id": str(uuid.uuid4()),
+                "value": secrets.token_urlsafe(30),
+                "expires": now + timedelta(days=180),
+            }
+        ],
+    }
+    return {
+        "settings": Settings().model_dump(),
+        "tenants": [
+            {
+                "id": str(uuid.uuid4()),
+                "name": "Contoso (sandbox)",
+                "domains": [contoso],
+                "apps": [
+                    daemon,
+                    _public_app("mailgate-public", True),
+                    _public_app("mailgate-noconsent", False),
+                ],
+                "users": [_user(n, contoso, **f) for n, f in _DEMO_USERS.items()],
+            },
+            {
+                "id": str(uuid.uuid4()),
+                "name": "Fabrikam (sandbox)",
+                "domains": [fabrikam],
+                "apps": [fabrikam_daemon, _public_app("fabrikam-public", True)],
+                "users": [_user("ivan", fabrikam)],
+            },
+        ],
+    }
+
+
+def write_demo_tenant(state_dir: Path) -> Path:
+    """Create ``state_dir/tenant.toml`` with fresh random secrets, or reuse the existing one."""
+    path = state_dir / "tenant.toml"
+    if path.exists():
+        return path
+    state_dir.mkdir(parents=True, exist_ok=True)
+    text = tomli_w.dumps(_demo_data(state_dir))
+    # The file holds passwords and secrets: never let it be readable by other users.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path

@@ -1,0 +1,294 @@
+"""Test helpers: run the sandbox identity platform in a thread for your own tests.
+
+Like aiosmtpd's ``Controller``::
+
+    from mailgate.testing import SandboxController
+
+    with SandboxController() as sandbox:
+        app = sandbox.app("mailgate-daemon")
+        msal.ConfidentialClientApplication(
+            app["client_id"], client_credential=app["secrets"][0]["value"],
+            authority=sandbox.authority(), instance_discovery=False, verify=sandbox.ca_file)
+
+The sandbox is imported lazily, so importing this module costs nothing in production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import httpx
+
+from mailgate.errors import ConfigurationError, TokenRequestError
+
+if TYPE_CHECKING:
+    from mailgate.sandbox.server import SandboxServer
+
+__all__ = ["SandboxClient", "SandboxController", "SignInError"]
+
+
+class SignInError(AssertionError):
+    """The emulated browser could not complete a sign-in (the page did not redirect)."""
+
+
+class _FormReader(HTMLParser):
+    """Collects the first form's action and its input fields, as a browser would submit it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action, self._in_form = values.get("action", ""), True
+        elif (
+            tag == "input"
+            and self._in_form
+            and values.get("type") != "checkbox"
+            and "name" in values
+        ):
+            self.fields[values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+
+
+class SandboxClient:
+    """Looks up and drives a running sandbox from its description (``sandbox.json``).
+
+    :class:`SandboxController` is one of these that also runs the server; the CLI uses this
+    class directly to talk to a sandbox started by ``mailgate sandbox``.
+    """
+
+    def __init__(self, description: dict[str, Any]) -> None:
+        self._description = description
+
+    @classmethod
+    def from_file(cls, path: Path) -> SandboxClient:
+        """Read the description a running sandbox wrote; ConfigurationError if there is none."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"No sandbox description at {path} ({exc}).",
+                "start the sandbox with `mailgate sandbox` first, or set MAILGATE_SANDBOX.",
+            ) from exc
+        return cls(data)
+
+    # -- what the sandbox looks like ---------------------------------------------------------
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """The contents of ``sandbox.json`` (see :mod:`mailgate.sandbox.server`)."""
+        return self._description
+
+    @property
+    def base_url(self) -> str:
+        """``https://127.0.0.1:PORT``."""
+        return str(self.description["base_url"])
+
+    @property
+    def authority_host(self) -> str:
+        """``127.0.0.1:PORT``, the form azure-identity's ``authority`` takes."""
+        return str(self.description["authority_host"])
+
+    @property
+    def ca_file(self) -> str:
+        """The CA certificate to trust (``verify=`` for MSAL and httpx)."""
+        return str(self.description["ca_file"])
+
+    def tenant(self, name: str = "contoso") -> dict[str, Any]:
+        """A tenant by id, domain, name, or first domain label (``"contoso"``)."""
+        wanted = name.lower()
+        for tenant in self.description["tenants"]:
+            labels = {d.lower() for d in tenant["domains"]} | {
+                d.split(".")[0].lower() for d in tenant["domains"]
+            }
+            if wanted in labels or wanted in (tenant["id"], tenant["name"].lower()):
+                return dict(tenant)
+        raise KeyError(f"no sandbox tenant {name!r}")
+
+    def authority(self, tenant: str = "contoso") -> str:
+        """``https://127.0.0.1:PORT/<tenant id>`` for MSAL."""
+        return str(self.tenant(tenant)["authority"])
+
+    def _tenants(self, tenant: str | None) -> list[dict[str, Any]]:
+        if tenant is not None:
+            return [self.tenant(tenant)]
+        return list(self.description["tenants"])
+
+    def app(self, name: str, tenant: str | None = None) -> dict[str, Any]:
+        """An app registration by name or client id (in any tenant unless one is named)."""
+        for candidate in self._tenants(tenant):
+            for app in candidate["apps"]:
+                if name in (app["name"], app["client_id"]):
+                    return dict(app)
+        raise KeyError(f"no sandbox app {name!r}")
+
+    def user(self, name: str, tenant: str | None = None) -> dict[str, Any]:
+        """A user by UPN or by the part before the ``@`` (``"alice"``)."""
+        wanted = name.lower()
+        for candidate in self._tenants(tenant):
+            for user in candidate["users"]:
+                if wanted in (user["upn"].lower(), user["upn"].split("@")[0].lower()):
+                    return dict(user)
+        raise KeyError(f"no sandbox user {name!r}")
+
+    # -- driving it --------------------------------------------------------------------------
+
+    def http(self) -> httpx.Client:
+        """An httpx client that trusts the sandbox CA."""
+        return httpx.Client(verify=self.ca_file, base_url=self.base_url, timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        """Request counters: ``{"token": {grant: n}, "openid_configuration": n, ...}``."""
+        with self.http() as client:
+            result: dict[str, Any] = client.get("/_sandbox/stats").raise_for_status().json()
+        return result
+
+    def reset_stats(self) -> None:
+        """Zero the request counters."""
+        with self.http() as client:
+            client.post("/_sandbox/stats/reset").raise_for_status()
+
+    def approve_device_code(
+        self, user_code: str, upn: str, password: str, consent: bool = False
+    ) -> dict[str, Any]:
+        """Approve a device code as the user; returns the JSON (an AADSTS error body if refused)."""
+        payload = {
+            "user_code": user_code,
+            "username": upn,
+            "password": password,
+            "consent": consent,
+        }
+        with self.http() as client:
+            result: dict[str, Any] = client.post("/_sandbox/device/approve", json=payload).json()
+        return result
+
+    def answer_device_code(self, user_code: str, user: str, approve: bool = True) -> None:
+        """Approve (with consent) or decline a device code as a demo user, for the CLI.
+
+        Raises :class:`~mailgate.errors.TokenRequestError` with the AADSTS code if refused.
+        """
+        if approve:
+            try:
+                known = self.user(user)
+            except KeyError as exc:
+                raise ConfigurationError(
+                    f"The sandbox has no user {user!r}.", "use a UPN from sandbox.json."
+                ) from exc
+            answer = self.approve_device_code(
+                user_code, known["upn"], known["password"], consent=True
+            )
+        else:
+            answer = self.decline_device_code(user_code)
+        if "error" in answer:
+            codes = answer.get("error_codes") or [0]
+            raise TokenRequestError(
+                answer.get("error_description", "").split("\r\n")[0],
+                "check the code and the user's state in sandbox.json.",
+                code=int(codes[0]),
+                error=str(answer["error"]),
+                description=str(answer.get("error_description", "")),
+                trace_id=str(answer.get("trace_id", "")),
+                correlation_id=str(answer.get("correlation_id", "")),
+            )
+
+    def decline_device_code(self, user_code: str) -> dict[str, Any]:
+        """Decline a device code as the user would."""
+        with self.http() as client:
+            result: dict[str, Any] = client.post(
+                "/_sandbox/device/decline", json={"user_code": user_code}
+            ).json()
+        return result
+
+    def revoke_sessions(self, upn: str) -> None:
+        """Revoke the user's refresh tokens (they then fail with AADSTS50173)."""
+        with self.http() as client:
+            client.post(f"/_sandbox/users/{upn}/revoke-sessions").raise_for_status()
+
+    def set_user_state(self, upn: str, **flags: bool) -> str:
+        """Flip account flags (``locked=True``...); returns the resulting state name."""
+        with self.http() as client:
+            response = client.post(f"/_sandbox/users/{upn}/state", json=flags).raise_for_status()
+        return str(response.json()["state"])
+
+    def sign_in(self, authorize_url: str, upn: str, password: str, consent: bool = False) -> str:
+        """Act as the browser in an auth-code flow; returns the redirect ``Location``.
+
+        GETs the sign-in page, fills in the credentials and posts the form. The returned URL
+        carries ``code`` and ``state`` or ``error`` and ``error_description``.
+        """
+        with httpx.Client(verify=self.ca_file, timeout=10, follow_redirects=False) as client:
+            page = client.get(authorize_url)
+            if page.status_code != 200:
+                raise SignInError(f"sign-in page answered {page.status_code}: {page.text}")
+            form = _FormReader()
+            form.feed(page.text)
+            if form.action is None:
+                raise SignInError("the sign-in page has no form")
+            fields = {**form.fields, "username": upn, "password": password}
+            if consent:
+                fields["consent"] = "yes"
+            answer = client.post(urljoin(str(page.url), form.action), data=fields)
+            location = answer.headers.get("location")
+            if answer.status_code not in (302, 303) or not location:
+                raise SignInError(f"sign-in answered {answer.status_code}: {answer.text}")
+            return str(location)
+
+
+class SandboxController(SandboxClient):
+    """Starts a :class:`~mailgate.sandbox.server.SandboxServer` for the ``with`` block.
+
+    ``state_dir`` defaults to a temporary directory removed afterwards; pass one to keep the
+    generated keys and demo secrets between runs.
+    """
+
+    def __init__(
+        self, state_dir: Path | None = None, tenant_file: Path | None = None, port: int = 0
+    ) -> None:
+        super().__init__({})
+        self._temporary = state_dir is None
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="mailgate-sandbox-"))
+        self.tenant_file = tenant_file
+        self.port = port
+        self.server: SandboxServer | None = None
+
+    def start(self) -> None:
+        """Start the server; returns when it accepts requests."""
+        from mailgate.sandbox.server import SandboxServer
+
+        self.server = SandboxServer(self.state_dir, self.port, self.tenant_file)
+        self.server.start()
+        self._description = self.server.description
+
+    def stop(self) -> None:
+        """Stop the server and remove a temporary state directory."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._temporary:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> SandboxController:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
