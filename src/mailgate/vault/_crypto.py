@@ -116,6 +116,6 @@ def load_master_key(data_dir: Path, *, create: bool = True) -> MasterKey:
     if mode & 0o077:
         raise MasterKeyError(
             f"the master key file {key_file} is readable by other users (mode {mode:o}).",
-            f"run `chmod 600 {key_file}`, then consider rotating the key (`mailgate creds rotate-key`).",
+            f"run `chmod 600 {key_file}`, then rotate the key (`mailgate creds rotate-key`).",
         )
     return MasterKey(_parse_key_text(key_file.read_text("ascii"), str(key_file)), str(key_file))

@@ -135,6 +135,11 @@ class Vault:
             )
         return self._profile(name, entry)
 
+    def secret_fields(self, name: str) -> list[str]:
+        """Which secrets credential ``name`` holds (names only; nothing is decrypted)."""
+        self.get(name)
+        return sorted(self._read()["credentials"][name].get("secrets", {}))
+
     def secret(self, name: str, field: SecretField) -> Secret | None:
         """The decrypted secret ``field`` of credential ``name``, or None if it has none."""
         data = self._read()

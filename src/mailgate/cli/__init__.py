@@ -1,0 +1,149 @@
+"""The ``mailgate`` command line: a thin typer layer over the Python API.
+
+Errors never show a traceback: a :class:`~mailgate.errors.MailgateError` prints its diagnosis and
+remedy and exits with its code (2 for bad input, 1 otherwise); anything else prints one line
+(``MAILGATE_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from mailgate.cli import creds
+from mailgate.cli._context import open_provider, warn_expiring
+from mailgate.cli._output import console, err_console, print_error, print_json
+from mailgate.errors import MailgateError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mailgate",
+    help="Microsoft 365 / Exchange Online mail with OAuth2: credentials, tokens, sandbox.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(creds.app, name="creds")
+sandbox_app = typer.Typer(help="The local emulation of the Microsoft identity platform.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@app.command("token")
+def token(
+    name: Annotated[str, typer.Argument(help="Credential name.")],
+    scope: Annotated[str | None, typer.Option(help="Scopes (default: the credential's).")] = None,
+    force_refresh: Annotated[bool, typer.Option("--force-refresh")] = False,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Acquire an access token and show what it grants (the token itself is never printed)."""
+    provider = open_provider()
+    profile = provider.vault.get(name)
+    warn_expiring(profile)
+    result = provider.acquire(name, scope, force_refresh=force_refresh)
+    summary = {
+        "credential": name,
+        "source": "cache" if result.from_cache else "identity platform",
+        "audience": result.audience,
+        "roles": list(result.roles),
+        "scp": list(result.delegated_scopes),
+        "user": result.claims.get("upn"),
+        "tenant": result.claims.get("tid"),
+        "app_id": result.claims.get("appid") or result.claims.get("azp"),
+        "expires_on": result.expires_on.astimezone(UTC).isoformat(timespec="seconds"),
+        "scopes_requested": list(result.scopes),
+    }
+    if json_output:
+        print_json(summary)
+        return
+    console.print(f"Token acquired for [bold]{name}[/] from the {summary['source']}.")
+    for key in ("audience", "roles", "scp", "user", "tenant", "app_id", "expires_on"):
+        value = summary[key]
+        if value:
+            shown = " ".join(value) if isinstance(value, list) else value
+            console.print(f"  {key}: {shown}", markup=False)
+
+
+@sandbox_app.callback(invoke_without_command=True)
+def sandbox(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Where the sandbox keeps its files.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="HTTPS port on 127.0.0.1 (0 = any free).")] = 8443,
+    tenant_file: Annotated[
+        Path | None, typer.Option("--tenant-file", help="Tenant TOML (default: the demo tenant).")
+    ] = None,
+) -> None:
+    """Serve the sandbox identity platform on 127.0.0.1 until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mailgate.paths import sandbox_description_file
+    from mailgate.sandbox.server import run_forever
+
+    directory = state_dir or sandbox_description_file().parent
+    run_forever(directory, port, tenant_file)
+
+
+@sandbox_app.command("approve")
+def sandbox_approve(
+    user_code: Annotated[str, typer.Argument(help="The code shown by the device-code sign-in.")],
+    user: Annotated[str, typer.Option(help="Demo user (UPN or name) who approves.")],
+    decline: Annotated[bool, typer.Option(help="Decline instead of approving.")] = False,
+) -> None:
+    """Approve (or decline) a device-code sign-in on the running sandbox as a demo user."""
+    from mailgate.paths import sandbox_description_file
+    from mailgate.testing import SandboxClient
+
+    client = SandboxClient.from_file(sandbox_description_file())
+    client.answer_device_code(user_code, user, approve=not decline)
+    console.print(f"{'Declined' if decline else 'Approved'} device code {user_code} as {user}.")
+
+
+@app.command("demo")
+def demo(
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Keep the demo's data and sandbox here (default: temporary)."),
+    ] = None,
+) -> None:
+    """Run the whole product end to end against the embedded sandbox."""
+    from mailgate.demo import run_demo
+
+    run_demo(workdir)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turn every failure into a readable message."""
+    try:
+        app(standalone_mode=False)
+    except MailgateError as exc:
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted.")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted.")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MAILGATE_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {exc.__class__.__name__} at "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}. Set MAILGATE_DEBUG=1 for details and "
+            "report it.",
+            markup=True,
+        )
+        sys.exit(70)

@@ -1,0 +1,40 @@
+"""Objects the CLI commands share: the vault and token provider of the data directory."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+from mailgate.cli._output import warn
+from mailgate.identity import ConsoleInteraction, TokenProvider
+from mailgate.paths import data_dir
+from mailgate.vault import CredentialProfile, Vault
+
+__all__ = ["open_provider", "open_vault", "warn_expiring"]
+
+
+def open_vault() -> Vault:
+    return Vault(data_dir())
+
+
+def open_provider(interactive: bool | None = None) -> TokenProvider:
+    vault = open_vault()
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    return TokenProvider(vault, interaction=ConsoleInteraction() if interactive else None)
+
+
+def warn_expiring(profile: CredentialProfile) -> None:
+    """Say so when the secret or certificate in use expires within 14 days or has expired."""
+    status = profile.expiry_status(datetime.now(UTC))
+    expires = profile.expires_at()
+    if status == "expired" and expires:
+        warn(
+            f"the secret of credential {profile.name!r} expired on {expires:%Y-%m-%d}; "
+            f"create a new one and run `mailgate creds set-secret {profile.name}`."
+        )
+    elif status.startswith("expires") and expires:
+        warn(
+            f"the secret of credential {profile.name!r} {status} ({expires:%Y-%m-%d}); "
+            f"rotate it before then with `mailgate creds set-secret {profile.name}`."
+        )

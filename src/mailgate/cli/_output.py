@@ -1,0 +1,70 @@
+"""Console output and input for the CLI: errors without tracebacks, secrets from safe sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from mailgate.errors import InvalidInputError, MailgateError
+from mailgate.secret import Secret
+
+__all__ = ["console", "err_console", "print_error", "print_json", "read_secret", "warn"]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_error(exc: MailgateError) -> None:
+    """One line for the diagnosis, one for the remedy (none for a plain field error)."""
+    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    if exc.remedy and not (isinstance(exc, InvalidInputError) and exc.remedy.startswith("correct")):
+        err_console.print(f"  [bold]fix:[/] {exc.remedy}", markup=True)
+    ids = [
+        f"{label} {value}"
+        for label, value in (
+            ("trace id", getattr(exc, "trace_id", "")),
+            ("correlation id", getattr(exc, "correlation_id", "")),
+        )
+        if value
+    ]
+    if ids:
+        err_console.print("  " + ", ".join(ids), markup=False)
+
+
+def warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {text}", markup=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_secret(
+    what: str, *, from_stdin: bool, env_var: str | None, required: bool
+) -> Secret | None:
+    """A secret from stdin, an environment variable, or a hidden prompt; never from argv."""
+    if from_stdin and env_var:
+        raise InvalidInputError(what, "either --*-stdin or --*-env, not both")
+    if env_var:
+        value = os.environ.get(env_var)
+        if not value:
+            raise InvalidInputError(f"{what} (from ${env_var})", "a non-empty environment variable")
+        return Secret(value)
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InvalidInputError(f"{what} (from stdin)", "one non-empty line on standard input")
+        return Secret(line)
+    if not required:
+        return None
+    if sys.stdin.isatty():
+        value = typer.prompt(what.capitalize(), hide_input=True)
+        return Secret(value)
+    raise InvalidInputError(
+        what, "a value from a prompt (in a terminal), --secret-stdin, or --secret-env VAR"
+    )

@@ -1,0 +1,274 @@
+"""``mailgate creds``: add, list, show, remove credentials; secrets; sign-in; master key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mailgate.cli._context import open_provider, open_vault, warn_expiring
+from mailgate.cli._output import console, print_json, read_secret, warn
+from mailgate.errors import InvalidInputError
+from mailgate.fileio import write_private_file
+from mailgate.identity.profiles import CredentialRequest, build_profile, parse_expiry
+from mailgate.secret import Secret
+from mailgate.vault import (
+    CredentialKind,
+    CredentialProfile,
+    DelegatedFlow,
+    SecretField,
+    generate_key_text,
+    load_certificate,
+    load_master_key_file,
+)
+
+app = typer.Typer(help="Credentials: tenant, client ID, secret or certificate, user/password.")
+
+SecretStdin = Annotated[
+    bool, typer.Option("--secret-stdin", help="Read the secret (or password) from stdin.")
+]
+SecretEnv = Annotated[
+    str | None,
+    typer.Option("--secret-env", metavar="VAR", help="Read the secret from this env variable."),
+]
+
+
+def _public_view(profile: CredentialProfile) -> dict[str, Any]:
+    data = profile.model_dump(mode="json")
+    if profile.certificate is not None:
+        data["certificate"].pop("certificate_pem", None)
+    data["expiry_status"] = profile.expiry_status()
+    return data
+
+
+def _read_certificate(path: Path, password_env: str | None, password_stdin: bool) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(
+            "certificate file", "a readable PEM or PFX file", str(path)
+        ) from exc
+    password = read_secret(
+        "certificate password", from_stdin=password_stdin, env_var=password_env, required=False
+    )
+    return load_certificate(data, password)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A name for this credential, e.g. 'approvals'.")],
+    kind: Annotated[CredentialKind, typer.Option(help="How tokens are obtained.")],
+    client_id: Annotated[str, typer.Option("--client-id", help="Application (client) ID, a GUID.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Directory (tenant) ID or a verified domain.")
+    ] = None,
+    token_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--token-uri",
+            help="Access token URI, https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.",
+        ),
+    ] = None,
+    authorize_endpoint: Annotated[
+        str | None, typer.Option("--authorize-endpoint", help="Authorize endpoint URI.")
+    ] = None,
+    cloud: Annotated[
+        str | None, typer.Option(help="global, usgov, usgov-dod, china or sandbox.")
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="Scope string (default per kind).")] = None,
+    username: Annotated[str | None, typer.Option(help="User (UPN) for password/delegated.")] = None,
+    flow: Annotated[
+        DelegatedFlow | None, typer.Option(help="Sign-in flow of a delegated credential.")
+    ] = None,
+    redirect_uri: Annotated[
+        str | None, typer.Option("--redirect-uri", help="Redirect URI for auth-code.")
+    ] = None,
+    secret_stdin: SecretStdin = False,
+    secret_env: SecretEnv = None,
+    client_secret_env: Annotated[
+        str | None,
+        typer.Option(
+            "--client-secret-env",
+            metavar="VAR",
+            help="Client secret of a confidential app for password/delegated credentials.",
+        ),
+    ] = None,
+    cert: Annotated[Path | None, typer.Option(help="Certificate: PEM (key + cert) or PFX.")] = None,
+    cert_password_env: Annotated[
+        str | None, typer.Option("--cert-password-env", metavar="VAR")
+    ] = None,
+    cert_password_stdin: Annotated[bool, typer.Option("--cert-password-stdin")] = False,
+    secret_expires: Annotated[
+        str | None,
+        typer.Option("--secret-expires", help="When the secret expires: YYYY-MM-DD or 180d."),
+    ] = None,
+    display_name: Annotated[str, typer.Option("--display-name")] = "",
+    replace: Annotated[bool, typer.Option(help="Overwrite a credential of the same name.")] = False,
+) -> None:
+    """Store a credential; secrets come from a prompt, stdin or an environment variable."""
+    certificate = None
+    if kind is CredentialKind.CERTIFICATE:
+        if cert is None:
+            raise InvalidInputError("certificate file", "--cert PATH to a PEM or PFX file")
+        certificate = _read_certificate(cert, cert_password_env, cert_password_stdin)
+    request = CredentialRequest(
+        name=name,
+        kind=kind,
+        client_id=client_id,
+        tenant=tenant,
+        token_uri=token_uri,
+        authorize_endpoint=authorize_endpoint,
+        cloud=cloud,
+        scope=scope,
+        username=username,
+        flow=flow,
+        redirect_uri=redirect_uri,
+        secret_expires=secret_expires,
+        display_name=display_name,
+    )
+    profile, warnings = build_profile(request, certificate.info if certificate else None)
+    secrets: dict[SecretField, Secret] = {}
+    if kind is CredentialKind.CLIENT_SECRET:
+        value = read_secret(
+            "client secret", from_stdin=secret_stdin, env_var=secret_env, required=True
+        )
+        assert value is not None
+        secrets[SecretField.CLIENT_SECRET] = value
+    elif kind is CredentialKind.PASSWORD:
+        value = read_secret("password", from_stdin=secret_stdin, env_var=secret_env, required=True)
+        assert value is not None
+        secrets[SecretField.PASSWORD] = value
+    elif certificate is not None:
+        secrets[SecretField.PRIVATE_KEY] = certificate.private_key_pem
+    if client_secret_env and not kind.app_only:
+        extra = read_secret(
+            "client secret", from_stdin=False, env_var=client_secret_env, required=True
+        )
+        assert extra is not None
+        secrets[SecretField.CLIENT_SECRET] = extra
+    for text in warnings:
+        warn(text)
+    open_vault().add(profile, secrets, replace=replace)
+    console.print(
+        f"Stored credential [bold]{profile.name}[/] ({profile.kind.value}, "
+        f"tenant {profile.tenant}, cloud {profile.cloud})."
+    )
+    warn_expiring(profile)
+    if kind is CredentialKind.DELEGATED:
+        console.print(f"Sign in once with `mailgate creds login {profile.name}`.")
+
+
+@app.command("list")
+def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List credentials; flags secrets that expire within 14 days or have expired."""
+    profiles = open_vault().list()
+    if json_output:
+        print_json([_public_view(p) for p in profiles])
+        return
+    table = Table("name", "kind", "tenant", "client ID", "user", "cloud", "secret expires")
+    for p in profiles:
+        expires = p.expires_at()
+        status = p.expiry_status()
+        shown = f"{expires:%Y-%m-%d}" if expires else "-"
+        if status == "expired":
+            shown = f"[bold red]{shown} EXPIRED[/]"
+        elif status.startswith("expires"):
+            shown = f"[yellow]{shown} ({status})[/]"
+        table.add_row(
+            p.name, p.kind.value, p.tenant, p.client_id, p.username or "-", p.cloud, shown
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one credential (never its secrets)."""
+    vault = open_vault()
+    profile = vault.get(name)
+    view = _public_view(profile)
+    view["stored_secrets"] = [str(f) for f in SecretField if vault.secret(name, f) is not None]
+    if json_output:
+        print_json(view)
+        return
+    for key, value in view.items():
+        if value not in (None, "", [], ()):
+            console.print(f"[bold]{key}[/]: {value}", markup=True)
+    warn_expiring(profile)
+
+
+@app.command("rm")
+def rm(name: str) -> None:
+    """Remove a credential and its cached tokens."""
+    provider = open_provider(interactive=False)
+    provider.vault.remove(name)
+    provider.forget(name)
+    console.print(f"Removed credential {name}.")
+
+
+@app.command("set-secret")
+def set_secret(
+    name: str,
+    secret_stdin: SecretStdin = False,
+    secret_env: SecretEnv = None,
+    expires: Annotated[
+        str | None, typer.Option(help="When the new secret expires: YYYY-MM-DD or 180d.")
+    ] = None,
+) -> None:
+    """Replace the client secret (or the password of a password credential)."""
+    provider = open_provider(interactive=False)
+    profile = provider.vault.get(name)
+    if profile.kind is CredentialKind.CERTIFICATE:
+        raise InvalidInputError("credential kind", "a secret or password credential", "certificate")
+    field = (
+        SecretField.PASSWORD
+        if profile.kind is CredentialKind.PASSWORD
+        else (SecretField.CLIENT_SECRET)
+    )
+    what = "password" if field is SecretField.PASSWORD else "client secret"
+    value = read_secret(what, from_stdin=secret_stdin, env_var=secret_env, required=True)
+    assert value is not None
+    updated = provider.vault.set_secret(
+        name, field, value, parse_expiry(expires) if expires else None
+    )
+    provider.forget(name)
+    console.print(f"Stored a new {what} for {name}.")
+    warn_expiring(updated)
+
+
+@app.command("login")
+def login(
+    name: str, scope: Annotated[str | None, typer.Option(help="Scopes to sign in for.")] = None
+) -> None:
+    """Sign in a delegated credential (device code or browser); its refresh token is kept."""
+    provider = open_provider(interactive=True)
+    token = provider.sign_in(name, scope)
+    console.print(
+        f"Signed in as {token.claims.get('upn', '?')}; the refresh token is stored encrypted."
+    )
+
+
+@app.command("new-key")
+def new_key(
+    out: Annotated[Path, typer.Option(help="File to write the new master key to (mode 0600).")],
+) -> None:
+    """Generate a master key into a file (for MAILGATE_MASTER_KEY or rotate-key)."""
+    if out.exists():
+        raise InvalidInputError("--out", "a path that does not exist yet", str(out))
+    write_private_file(out, (generate_key_text() + "\n").encode("ascii"))
+    console.print(f"Wrote a new master key to {out} (mode 0600).")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option("--new-key-file", help="Use this key (else one is generated)."),
+    ] = None,
+) -> None:
+    """Re-encrypt every secret and token cache under a new master key."""
+    provider = open_provider(interactive=False)
+    key = load_master_key_file(new_key_file) if new_key_file else None
+    count = provider.vault.rotate_key(key, provider.caches.reencrypt)
+    console.print(f"Re-encrypted {count} secrets and caches under key {provider.vault.key.key_id}.")

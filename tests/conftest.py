@@ -1,0 +1,57 @@
+"""Shared fixtures: an isolated data directory and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class CliResult:
+    """What one run of ``mailgate`` printed and returned."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@dataclass
+class Cli:
+    """Runs ``python -m mailgate`` in a subprocess with its own MAILGATE_HOME."""
+
+    home: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mailgate", *args],
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env={**self.env, **env},
+            timeout=120,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env.update({"MAILGATE_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"})
+    yield Cli(home, env)
+
+
+def assert_no_traceback(result: CliResult) -> None:
+    assert "Traceback" not in result.text, result.text
+    assert "internal error" not in result.text, result.text
