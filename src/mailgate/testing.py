@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -147,9 +148,13 @@ class SandboxClient:
 
     # -- driving it --------------------------------------------------------------------------
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the sandbox CA (for httpx's ``verify=``)."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def http(self) -> httpx.Client:
         """An httpx client that trusts the sandbox CA."""
-        return httpx.Client(verify=self.ca_file, base_url=self.base_url, timeout=10)
+        return httpx.Client(verify=self.ssl_context(), base_url=self.base_url, timeout=10)
 
     def stats(self) -> dict[str, Any]:
         """Request counters: ``{"token": {grant: n}, "openid_configuration": n, ...}``."""
@@ -230,7 +235,7 @@ class SandboxClient:
         GETs the sign-in page, fills in the credentials and posts the form. The returned URL
         carries ``code`` and ``state`` or ``error`` and ``error_description``.
         """
-        with httpx.Client(verify=self.ca_file, timeout=10, follow_redirects=False) as client:
+        with httpx.Client(verify=self.ssl_context(), timeout=10, follow_redirects=False) as client:
             page = client.get(authorize_url)
             if page.status_code != 200:
                 raise SignInError(f"sign-in page answered {page.status_code}: {page.text}")

@@ -97,11 +97,12 @@ def _hex(b64: str) -> str:
 def _find_certificate(
     header: Mapping[str, Any], certificates: list[x509.Certificate]
 ) -> tuple[x509.Certificate | None, str]:
+    # MSAL sends x5t with base64 padding, other clients without: compare unpadded.
     if "x5t#S256" in header:
-        wanted = str(header["x5t#S256"])
+        wanted = str(header["x5t#S256"]).rstrip("=")
         found = next((c for c in certificates if b64url(thumbprint_sha256(c)) == wanted), None)
     else:
-        wanted = str(header.get("x5t", ""))
+        wanted = str(header.get("x5t", "")).rstrip("=")
         found = next((c for c in certificates if b64url(thumbprint_sha1(c)) == wanted), None)
     return found, _hex(wanted)
 
