@@ -32,13 +32,38 @@ __all__ = ["build_confidential_app", "build_public_app", "check_result", "msal_e
 _JSON_IN_TEXT = re.compile(r"\{.*\}", re.S)
 
 
+class _SandboxSession(requests.Session):
+    """The HTTP session MSAL uses for the sandbox.
+
+    Two MSAL/requests behaviours stand in the way of a local identity platform on a high port:
+    requests lets ``REQUESTS_CA_BUNDLE`` replace a session's ``verify`` on every request (so
+    MSAL's ``verify=`` is silently ignored on machines that set it, as Debian images do), and
+    MSAL's user-realm lookup before ROPC builds its URL from the authority's host name without
+    the port. This session pins ``verify`` and puts the port back.
+    """
+
+    def __init__(self, authority_host: str, ca_file: str | None) -> None:
+        super().__init__()
+        self.verify = ca_file or True
+        self._authority_host = authority_host
+        self._bare_prefix = f"https://{authority_host.rsplit(':', 1)[0]}/"
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
+        text = url.decode() if isinstance(url, bytes) else url
+        if text.startswith(self._bare_prefix):
+            text = f"https://{self._authority_host}/" + text[len(self._bare_prefix) :]
+        return super().request(method, text, *args, **kwargs)
+
+
 def _app_options(cloud: Cloud, cache: msal.SerializableTokenCache) -> dict[str, Any]:
     options: dict[str, Any] = {"token_cache": cache, "timeout": 30}
     if cloud.is_sandbox:
         # The sandbox is not a Microsoft host: skip instance discovery, which would ask the
         # real login.microsoftonline.com, and trust the sandbox's own CA.
         options["instance_discovery"] = False
-        options["verify"] = cloud.ca_file or True
+        options["http_client"] = _SandboxSession(cloud.authority_host, cloud.ca_file)
     return options
 
 

@@ -135,7 +135,7 @@ def _split_scope_text(text: str, warnings: list[str]) -> list[str]:
 def _check_scope(item: str, value: str) -> None:
     if item.startswith(("https://", "api://")):
         parts = urlsplit(item)
-        if not parts.netloc or not parts.path.strip("/"):
+        if not parts.netloc or " " in item:
             raise InvalidInputError(
                 "scope",
                 "resource URI + permission, e.g. https://outlook.office365.com/.default",
@@ -191,6 +191,12 @@ def parse_scopes(value: str, *, app_only: bool, default_resource: str) -> ScopeS
     for item in items:
         if item.lower() in RESERVED_SCOPES:
             continue
+        if item.startswith(("https://", "api://")) and not urlsplit(item).path.strip("/"):
+            raise InvalidInputError(
+                "scope",
+                "resource URI + permission, e.g. https://outlook.office.com/IMAP.AccessAsUser.All",
+                value,
+            )
         if not item.startswith(("https://", "api://")):
             if item.lower() in EXCHANGE_DELEGATED:
                 prefixed = f"{default_resource}/{item}"

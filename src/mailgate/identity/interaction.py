@@ -113,10 +113,12 @@ class ConsoleInteraction:
         open_browser: Callable[[str], object] = webbrowser.open,
         out: Callable[[str], None] | None = None,
         timeout: float = 300.0,
+        show_url: bool = True,
     ) -> None:
         self.open_browser = open_browser
         self.out = out or (lambda text: print(text, file=sys.stderr))
         self.timeout = timeout
+        self.show_url = show_url
 
     def show_device_code(self, flow: Mapping[str, Any]) -> None:
         self.out(str(flow.get("message") or flow.get("user_code")))
@@ -125,6 +127,7 @@ class ConsoleInteraction:
         port = urlsplit(redirect_uri).port or 0
         with LocalRedirectServer(port) as server:
             auth_uri = build_auth_uri(server.redirect_uri)
-            self.out(f"Sign in in your browser. If it does not open, visit:\n{auth_uri}")
+            if self.show_url:
+                self.out(f"Sign in in your browser. If it does not open, visit:\n{auth_uri}")
             self.open_browser(auth_uri)
             return server.wait(self.timeout)

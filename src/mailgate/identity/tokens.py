@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,15 +198,20 @@ class AuthCodeFlow:
         started: dict[str, Any] = {}
 
         def build(redirect_uri: str) -> str:
-            started.update(
-                _msal.call(
-                    app.initiate_auth_code_flow,
-                    self.tenant,
-                    scopes,
-                    redirect_uri=redirect_uri,
-                    login_hint=self.username,
+            with warnings.catch_warnings():
+                # MSAL recommends form_post; the redirect goes to our own loopback listener
+                # and the code is bound to this flow by PKCE, so query mode is kept (it is
+                # what every Entra endpoint and sandbox supports).
+                warnings.filterwarnings("ignore", message="response_mode=", category=UserWarning)
+                started.update(
+                    _msal.call(
+                        app.initiate_auth_code_flow,
+                        self.tenant,
+                        scopes,
+                        redirect_uri=redirect_uri,
+                        login_hint=self.username,
+                    )
                 )
-            )
             return str(started["auth_uri"])
 
         response = self.interaction.authorize(build, self.redirect_uri)
