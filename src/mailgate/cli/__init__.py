@@ -116,7 +116,8 @@ def demo(
     """Run the whole product end to end against the embedded sandbox."""
     from mailgate.demo import run_demo
 
-    run_demo(workdir)
+    if run_demo(workdir):
+        raise typer.Exit(1)
 
 
 def main() -> None:
