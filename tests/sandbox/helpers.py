@@ -31,8 +31,7 @@ def public_app(sandbox: SandboxController, name: str = "mailgate-public", **kwar
         app["client_id"],
         authority=sandbox.authority(),
         instance_discovery=False,
-        verify=sandbox.ca_file,
-        **kwargs,
+        **{"http_client": sandbox.requests_session(), **kwargs},
     )
 
 
@@ -45,8 +44,7 @@ def confidential_app(
         client_credential=credential,
         authority=sandbox.authority(),
         instance_discovery=False,
-        verify=sandbox.ca_file,
-        **kwargs,
+        **{"http_client": sandbox.requests_session(), **kwargs},
     )
 
 

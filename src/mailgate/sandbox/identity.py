@@ -8,6 +8,7 @@ Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common
     GET  /{tenant}/oauth2/v2.0/authorize        sign-in form
     POST /{tenant}/oauth2/v2.0/authorize        credentials -> 302 to redirect_uri
     POST /{tenant}/oauth2/v2.0/devicecode
+    GET  /common/userrealm/{username}            MSAL's pre-ROPC realm lookup ("Managed")
     GET  /devicelogin   POST /devicelogin       device-code approval form
     POST /_sandbox/device/approve  {user_code, username, password, consent?}
     POST /_sandbox/device/decline  {user_code}
@@ -131,6 +132,19 @@ def create_app(platform: IdentityPlatform) -> FastAPI:
             stats.grant_errors[name] += 1
             return _error(err)
         return JSONResponse(body, headers=_NO_STORE)
+
+    @app.get("/common/userrealm/{username}")
+    async def user_realm(username: str) -> Response:
+        # MSAL asks this before ROPC to spot federated (ADFS) users; all sandbox users are
+        # cloud-only ("Managed").
+        stats.endpoints["userrealm"] += 1
+        domain = username.rpartition("@")[2].lower()
+        known = any(domain in (d.lower() for d in t.domains) for t in platform.directory.tenants)
+        body: dict[str, Any] = {"ver": "1.0", "account_type": "Managed" if known else "Unknown"}
+        if known:
+            body.update(domain_name=domain, cloud_audience_urn="urn:federation:MicrosoftOnline")
+        body["cloud_instance_name"] = "mailgate.sandbox"
+        return JSONResponse(body)
 
     @app.post("/{tenant}/oauth2/v2.0/devicecode")
     async def devicecode(tenant: str, request: Request) -> Response:
