@@ -1,0 +1,81 @@
+"""Safe file names for attachments and saved messages, whatever the sender put in the MIME.
+
+Attachment names are attacker-controlled: ``../../x``, ``/etc/passwd``, ``C:\\x``, NUL and other
+control characters, Windows device names (``CON``, ``nul.txt``), 500-character names, names that
+differ only in case, or the same name twice. :func:`safe_filename` maps any name to one plain
+component; :func:`reserve_path` creates the file exclusively inside the target directory, adding
+``-2``, ``-3``... before the extension instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+__all__ = ["MAX_NAME_BYTES", "reserve_path", "safe_filename"]
+
+MAX_NAME_BYTES = 200  # well under NAME_MAX (255) so "-NNN" suffixes and ".part" still fit
+_WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$"}
+    | {f"com{i}" for i in range(10)}
+    | {f"lpt{i}" for i in range(10)}
+)
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+def _truncate(stem: str, ext: str) -> tuple[str, str]:
+    ext_bytes = ext.encode("utf-8")
+    if len(ext_bytes) > 20:
+        ext = ""
+    budget = MAX_NAME_BYTES - len(ext.encode("utf-8"))
+    encoded = stem.encode("utf-8")[:budget]
+    return encoded.decode("utf-8", errors="ignore").rstrip(" ."), ext
+
+
+def safe_filename(name: str | None, fallback: str = "attachment") -> str:
+    """One safe path component for ``name`` (never empty, never ``.``/``..``, no separators)."""
+    text = unicodedata.normalize("NFC", name or "")
+    # Keep only the last path component a sender may have smuggled in.
+    text = re.split(r"[/\\]", text)[-1]
+    text = _UNSAFE.sub("_", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
+    text = text.strip().strip(".").strip()
+    if not text:
+        text = fallback
+    stem, dot, ext = text.rpartition(".")
+    if not dot or not stem:
+        stem, ext = text, ""
+    else:
+        ext = "." + ext
+    if stem.split(".")[0].lower() in _WINDOWS_DEVICES:
+        stem = "_" + stem
+    stem, ext = _truncate(stem, ext)
+    return (stem or fallback) + ext
+
+
+def reserve_path(directory: Path, name: str) -> Path:
+    """Create an empty file for ``name`` inside ``directory`` without overwriting anything.
+
+    The file is created with ``O_EXCL`` (and ``O_NOFOLLOW``), so a concurrent writer or a planted
+    symlink cannot make two messages share a file or a write land outside ``directory``.
+    """
+    base = safe_filename(name)
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem:
+        stem, ext = base, ""
+    else:
+        ext = "." + ext
+    root = directory.resolve()
+    for n in range(1, 10_000):
+        candidate = root / (base if n == 1 else f"{stem}-{n}{ext}")
+        if candidate.parent != root:  # pragma: no cover - safe_filename forbids separators
+            raise ValueError(f"unsafe attachment name {name!r}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"too many files named like {base!r} in {directory}")
