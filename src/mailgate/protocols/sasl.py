@@ -75,7 +75,7 @@ def parse_initial_response(mechanism: str, data: bytes) -> SaslCredentials:
     elif mech == "OAUTHBEARER":
         gs2, _, rest = text.partition("\x01")
         parts = gs2.split(",")
-        if len(parts) < 2 or parts[0] not in ("n", "y") and not parts[0].startswith("p="):
+        if len(parts) < 2 or (parts[0] not in ("n", "y") and not parts[0].startswith("p=")):
             raise ValueError("OAUTHBEARER response lacks a GS2 header")
         user = next((p[2:] for p in parts[1:] if p.startswith("a=")), "")
         fields = rest.split("\x01")
