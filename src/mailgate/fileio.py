@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["write_private_file"]
+__all__ = ["exclusive_lock", "write_private_file"]
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -32,3 +35,19 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created 0600) for the ``with`` block.
+
+    Serialises read-modify-write of a state file between threads and processes alike.
+    """
+    lock_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -23,12 +23,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
-import requests
 
 from mailgate.errors import ConfigurationError, TokenRequestError
+from mailgate.identity._msal import SandboxHttpSession
 
 if TYPE_CHECKING:
     from mailgate.sandbox.server import SandboxServer
@@ -66,35 +66,8 @@ class _FormReader(HTMLParser):
             self._in_form = False
 
 
-class SandboxSession(requests.Session):
-    """A requests session for MSAL's ``http_client=`` that can reach the sandbox.
-
-    It fixes two things an unmodified MSAL meets against a server on a non-default port:
-    ``verify`` is pinned so ``REQUESTS_CA_BUNDLE`` cannot replace it (requests lets that
-    variable win over ``Session.verify``), and URLs for the sandbox host *without* a port are
-    sent to the sandbox's port, because MSAL's user realm discovery before ROPC builds its
-    URL from the authority's host name only (msal 1.39 ``Authority.user_realm_discovery``).
-    """
-
-    def __init__(self, ca_file: str, base_url: str) -> None:
-        super().__init__()
-        self.verify = ca_file
-        parts = urlsplit(base_url)
-        self._host = parts.hostname
-        self._netloc = parts.netloc
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        """Send the request with the pinned ``verify`` and the sandbox port filled in."""
-        text = url.decode() if isinstance(url, bytes) else url
-        parts = urlsplit(text)
-        if parts.scheme == "https" and parts.hostname == self._host and parts.port is None:
-            text = urlunsplit(parts._replace(netloc=self._netloc))
-        if kwargs.get("verify") is None:
-            kwargs["verify"] = self.verify
-        verb = method.decode() if isinstance(method, bytes) else method
-        return super().request(verb, text, *args, **kwargs)
+# MSAL's http_client for the sandbox lives with the production code that uses it.
+SandboxSession = SandboxHttpSession
 
 
 class SandboxClient:

@@ -40,7 +40,7 @@ def test_sandbox_serves_then_login_by_device_code(cli: Cli, tmp_path: Path) -> N
         tenant = sandbox.tenant("contoso")
         config = httpx.get(
             f"{tenant['authority']}/v2.0/.well-known/openid-configuration",
-            verify=sandbox.ca_file,
+            verify=sandbox.ssl_context(),
         ).json()
         assert config["token_endpoint"] == tenant["token_endpoint"]
 

@@ -20,7 +20,7 @@ EXO = "https://outlook.office365.com"
 
 def _verify(idp: SandboxController, token: str) -> dict[str, object]:
     tenant = idp.tenant("contoso")
-    with httpx.Client(verify=idp.ca_file) as client:
+    with httpx.Client(verify=idp.ssl_context()) as client:
         config = client.get(f"{tenant['authority']}/v2.0/.well-known/openid-configuration").json()
         keys = client.get(config["jwks_uri"]).json()["keys"]
     header = jwt.get_unverified_header(token)

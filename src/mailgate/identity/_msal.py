@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msal
 import requests
@@ -27,34 +28,47 @@ from mailgate.errors import (
 from mailgate.identity.aadsts import error_from_result
 from mailgate.identity.clouds import Cloud
 
-__all__ = ["build_confidential_app", "build_public_app", "check_result", "msal_errors"]
+__all__ = [
+    "SandboxHttpSession",
+    "build_confidential_app",
+    "build_public_app",
+    "check_result",
+    "msal_errors",
+]
 
 _JSON_IN_TEXT = re.compile(r"\{.*\}", re.S)
 
 
-class _SandboxSession(requests.Session):
-    """The HTTP session MSAL uses for the sandbox.
+class SandboxHttpSession(requests.Session):
+    """A requests session for MSAL's ``http_client=`` that can reach the sandbox.
 
-    Two MSAL/requests behaviours stand in the way of a local identity platform on a high port:
-    requests lets ``REQUESTS_CA_BUNDLE`` replace a session's ``verify`` on every request (so
-    MSAL's ``verify=`` is silently ignored on machines that set it, as Debian images do), and
-    MSAL's user-realm lookup before ROPC builds its URL from the authority's host name without
-    the port. This session pins ``verify`` and puts the port back.
+    It fixes two things an unmodified MSAL meets against a server on a non-default port:
+    ``verify`` is pinned so ``REQUESTS_CA_BUNDLE`` cannot replace it (requests lets that
+    variable win over ``Session.verify``, and Debian images set it), and URLs for the sandbox
+    host *without* a port are sent to the sandbox's port, because MSAL's user realm discovery
+    before ROPC builds its URL from the authority's host name only (msal 1.39
+    ``Authority.user_realm_discovery``).
     """
 
-    def __init__(self, authority_host: str, ca_file: str | None) -> None:
+    def __init__(self, ca_file: str | None, base_url: str) -> None:
         super().__init__()
         self.verify = ca_file or True
-        self._authority_host = authority_host
-        self._bare_prefix = f"https://{authority_host.rsplit(':', 1)[0]}/"
+        parts = urlsplit(base_url)
+        self._host = parts.hostname
+        self._netloc = parts.netloc
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        """Send the request with the pinned ``verify`` and the sandbox port filled in."""
+        text = url.decode() if isinstance(url, bytes) else url
+        parts = urlsplit(text)
+        if parts.scheme == "https" and parts.hostname == self._host and parts.port is None:
+            text = urlunsplit(parts._replace(netloc=self._netloc))
         if kwargs.get("verify") is None:
             kwargs["verify"] = self.verify
-        text = url.decode() if isinstance(url, bytes) else url
-        if text.startswith(self._bare_prefix):
-            text = f"https://{self._authority_host}/" + text[len(self._bare_prefix) :]
-        return super().request(method, text, *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        return super().request(verb, text, *args, **kwargs)
 
 
 def _app_options(cloud: Cloud, cache: msal.SerializableTokenCache) -> dict[str, Any]:
@@ -63,7 +77,7 @@ def _app_options(cloud: Cloud, cache: msal.SerializableTokenCache) -> dict[str, 
         # The sandbox is not a Microsoft host: skip instance discovery, which would ask the
         # real login.microsoftonline.com, and trust the sandbox's own CA.
         options["instance_discovery"] = False
-        options["http_client"] = _SandboxSession(cloud.authority_host, cloud.ca_file)
+        options["http_client"] = SandboxHttpSession(cloud.ca_file, cloud.authority_base)
     return options
 
 

@@ -8,14 +8,12 @@ means two processes that need a token for the same credential at once make one r
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import msal
 
-from mailgate.fileio import write_private_file
+from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.vault import MasterKey
 
 __all__ = ["TokenCacheStore"]
@@ -38,10 +36,7 @@ class TokenCacheStore:
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[msal.SerializableTokenCache]:
         """Yield the credential's cache; write it back (encrypted) if MSAL changed it."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.directory / f"{name}.lock"):
             cache = msal.SerializableTokenCache()
             path = self.path(name)
             if path.exists():
@@ -51,9 +46,6 @@ class TokenCacheStore:
             if cache.has_state_changed:
                 blob = self.key.encrypt(cache.serialize().encode("utf-8"), self._context(name))
                 write_private_file(path, blob.encode("ascii"))
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

@@ -13,10 +13,9 @@ processes adding credentials at once do not lose either. Key rotation writes the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mailgate.errors import CredentialNotFoundError, MasterKeyError, VaultError
-from mailgate.fileio import write_private_file
+from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.secret import Secret
 from mailgate.vault._crypto import ENV_MASTER_KEY, MasterKey, generate_key_text, load_master_key
 from mailgate.vault._profiles import CredentialProfile, SecretField
@@ -65,16 +64,8 @@ class Vault:
 
     # -- file I/O ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / "vault.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(self.directory / "vault.lock")
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -135,10 +126,10 @@ class Vault:
             )
         return self._profile(name, entry)
 
-    def secret_fields(self, name: str) -> list[str]:
+    def secret_fields(self, name: str) -> tuple[str, ...]:
         """Which secrets credential ``name`` holds (names only; nothing is decrypted)."""
         self.get(name)
-        return sorted(self._read()["credentials"][name].get("secrets", {}))
+        return tuple(sorted(self._read()["credentials"][name].get("secrets", {})))
 
     def secret(self, name: str, field: SecretField) -> Secret | None:
         """The decrypted secret ``field`` of credential ``name``, or None if it has none."""
