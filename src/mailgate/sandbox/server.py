@@ -27,6 +27,7 @@ thumbprints are upper-case hex as the Azure portal shows them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -132,6 +133,12 @@ def describe(
     }
 
 
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    # Clients keep connections alive (MSAL, httpx); at stop uvicorn reports cancelling them as
+    # an ERROR although nothing was lost. Everything else from uvicorn still shows.
+    return "graceful shutdown exceeded" not in record.getMessage()
+
+
 class SandboxServer:
     """The identity platform served by uvicorn with TLS in a background thread."""
 
@@ -189,6 +196,7 @@ class SandboxServer:
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},
