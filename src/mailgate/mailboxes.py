@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mailgate.errors import ConfigurationError, InvalidInputError
 from mailgate.fileio import exclusive_lock, write_private_file
-from mailgate.protocols.base import Protocol
+from mailgate.protocols.base import Protocol, Security
 
 __all__ = ["MailboxProfile", "MailboxStore", "Security", "parse_address"]
 
 _ADDRESS = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-
-
-class Security(StrEnum):
-    """Transport security for IMAP/POP3/SMTP."""
-
-    TLS = "tls"
-    STARTTLS = "starttls"
-    PLAIN = "plain"  # tests against local servers only; refused for non-loopback hosts
 
 
 DEFAULT_PORTS = {

@@ -17,23 +17,28 @@ Protocol differences are hidden here and documented in docs/mailboxes.md:
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import BinaryIO, ClassVar
 
-from mailgate.errors import ProtocolError
+from mailgate.errors import AuthenticationError, AuthorizationError, ProtocolError, TransportError
 
 __all__ = [
     "Folder",
+    "MailAuthenticationError",
     "Mailbox",
+    "MailboxAccessError",
     "MessageRef",
     "MessageSummary",
     "Operation",
     "Protocol",
     "SearchCriteria",
+    "Security",
+    "ThrottledError",
+    "TokenSource",
     "UnsupportedOperation",
 ]
 
@@ -46,6 +51,50 @@ class Protocol(StrEnum):
     SMTP = "smtp"
     EWS = "ews"
     GRAPH = "graph"
+
+
+class Security(StrEnum):
+    """Transport security for IMAP/POP3/SMTP."""
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    PLAIN = "plain"  # tests against local servers only; refused for non-loopback hosts
+
+
+TokenSource = Callable[[], Awaitable[str]]
+"""Returns a current bearer access token (cached; refreshed when near expiry)."""
+
+
+class MailAuthenticationError(AuthenticationError):
+    """The mail server refused the token (IMAP ``NO AUTHENTICATE failed``, SMTP ``535``...).
+
+    ``reply`` is the server's final reply line (never contains the token); the connection test
+    maps it to a cause and remedy.
+    """
+
+    def __init__(self, message: str, remedy: str = "", *, reply: str = "") -> None:
+        super().__init__(message, remedy)
+        self.reply = reply
+
+
+class MailboxAccessError(AuthorizationError):
+    """Authenticated, but the mailbox cannot be used (wrong ``user=``, no permission, policy).
+
+    Examples: IMAP ``BAD User is authenticated but not connected``, EWS ``ErrorAccessDenied``,
+    Graph 403. ``reply`` is the server's reply or error code.
+    """
+
+    def __init__(self, message: str, remedy: str = "", *, reply: str = "") -> None:
+        super().__init__(message, remedy)
+        self.reply = reply
+
+
+class ThrottledError(TransportError):
+    """The server asked us to slow down (SMTP 4xx, HTTP 429/503, EWS ErrorServerBusy)."""
+
+    def __init__(self, message: str, remedy: str = "", *, retry_after: float = 0.0) -> None:
+        super().__init__(message, remedy)
+        self.retry_after = retry_after
 
 
 class Operation(StrEnum):
