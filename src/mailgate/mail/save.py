@@ -1,0 +1,108 @@
+"""Saving fetched messages as ``.eml`` files and extracting their attachments, safely.
+
+A message is streamed to a hidden temporary file in the target directory and renamed onto a
+name reserved with ``O_EXCL`` only when complete, so an interrupted fetch never leaves a
+truncated ``.eml`` that looks whole, and no existing file is ever overwritten. Attachments go to
+``<stem>.attachments/`` beside it, each name made safe by :mod:`mailgate.mail.filenames`.
+Broken MIME never stops a run: the raw ``.eml`` is kept and the problem is reported.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import Message
+from pathlib import Path
+from typing import BinaryIO
+
+from mailgate.mail.filenames import reserve_path, safe_filename
+
+__all__ = ["SavedMessage", "eml_filename", "extract_attachments", "save_stream"]
+
+
+@dataclass
+class SavedMessage:
+    """Where a message went and what could not be done with it."""
+
+    eml_path: Path
+    size: int
+    attachments: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
+    """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
+    stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
+    short = re.sub(r"[^A-Za-z0-9]", "", ref_id)[-8:] or "msg"
+    title = re.sub(r"\s+", " ", subject or "no subject").strip()[:80]
+    return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
+
+
+async def save_stream(
+    directory: Path, name: str, fetch: Callable[[BinaryIO], Awaitable[int]]
+) -> tuple[Path, int]:
+    """Run ``fetch`` into a temporary file, then move it onto a fresh, reserved ``name``.
+
+    ``fsync`` is left to the caller's durability policy (import jobs sync per batch).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    final = reserve_path(directory, name)
+    temp = final.with_name(f".{final.name}.part")
+    try:
+        with open(temp, "xb") as handle:
+            size = await fetch(handle)
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+    return final, size
+
+
+def _attachment_parts(message: Message) -> list[Message]:
+    parts = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        disposition = (part.get("Content-Disposition") or "").lower()
+        if part.get_filename() or disposition.startswith("attachment"):
+            parts.append(part)
+    return parts
+
+
+def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
+    """Write the attachments of the saved message beside it; returns (paths, problems)."""
+    problems: list[str] = []
+    try:
+        with open(eml_path, "rb") as handle:
+            message = email.message_from_binary_file(handle, policy=policy.compat32)
+    except Exception as exc:  # the email package may raise many types on hostile input
+        return [], [f"could not parse the MIME ({exc.__class__.__name__}); the .eml is kept"]
+    problems.extend(
+        f"MIME defect: {defect.__class__.__name__}" for defect in getattr(message, "defects", [])
+    )
+    parts = _attachment_parts(message)
+    if not parts:
+        return [], problems
+    target = eml_path.with_name(eml_path.stem + ".attachments")
+    target.mkdir(exist_ok=True)
+    written: list[Path] = []
+    for index, part in enumerate(parts, start=1):
+        try:
+            data = part.get_payload(decode=True)
+            name = part.get_filename() or f"attachment-{index}"
+        except Exception as exc:
+            problems.append(f"attachment {index} could not be decoded ({exc.__class__.__name__})")
+            continue
+        if not isinstance(data, bytes):
+            problems.append(f"attachment {index} has no content")
+            continue
+        path = reserve_path(target, str(name))
+        path.write_bytes(data)
+        written.append(path)
+    return written, problems
