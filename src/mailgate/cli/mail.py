@@ -1,0 +1,354 @@
+"""``mailgate mailbox``, ``test``, ``get`` and ``send``: mailboxes as the seeds' users know them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, TypeVar
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mailgate.cli._context import open_provider, warn_expiring
+from mailgate.cli._output import console, err_console, print_json, warn
+from mailgate.connect import MailboxConnector
+from mailgate.diagnose import StepStatus, run_connection_test
+from mailgate.errors import InvalidInputError
+from mailgate.mail.compose import Attachment, OutgoingMessage, build_message, check_header_value
+from mailgate.mail.save import eml_filename, extract_attachments, save_stream
+from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address
+from mailgate.paths import data_dir
+from mailgate.protocols.base import (
+    Mailbox,
+    MessageRef,
+    MessageSummary,
+    Protocol,
+    SearchCriteria,
+    Security,
+)
+
+mailbox_app = typer.Typer(help="Mailbox profiles: credential + protocol + address + server.")
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _store() -> MailboxStore:
+    return MailboxStore(data_dir())
+
+
+def _connector() -> MailboxConnector:
+    return MailboxConnector(open_provider(interactive=False))
+
+
+@mailbox_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A name for this mailbox profile.")],
+    credential: Annotated[str, typer.Option(help="Credential name (see `mailgate creds list`).")],
+    protocol: Annotated[Protocol, typer.Option(help="imap, pop, smtp, ews or graph.")],
+    address: Annotated[str, typer.Option(help="Mailbox address (a shared mailbox works too).")],
+    server: Annotated[
+        str | None, typer.Option(help="host[:port] or https URL (default: the cloud's).")
+    ] = None,
+    security: Annotated[Security | None, typer.Option(help="tls, starttls or plain.")] = None,
+    folder: Annotated[str, typer.Option(help="Default folder.")] = "INBOX",
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra CA to trust.")] = None,
+    replace: Annotated[bool, typer.Option(help="Overwrite a profile of the same name.")] = False,
+) -> None:
+    """Store a mailbox profile (no secret; the credential stays in the vault)."""
+    open_provider(interactive=False).vault.get(credential)  # fail early on a typo
+    check_header_value("folder", folder)
+    if ca_file is not None and not ca_file.is_file():
+        raise InvalidInputError("--ca-file", "a readable PEM file", str(ca_file))
+    profile = MailboxProfile(
+        name=name,
+        credential=credential,
+        protocol=protocol,
+        address=parse_address(address, "--address"),
+        server=server,
+        security=security,
+        default_folder=folder,
+        ca_file=str(ca_file.resolve()) if ca_file else None,
+    )
+    _connector().endpoint(profile)  # validates the server form
+    _store().add(profile, replace=replace)
+    console.print(
+        f"Stored mailbox [bold]{name}[/] ({protocol.value} {profile.address}). "
+        f"Check it with `mailgate test {name}`."
+    )
+
+
+@mailbox_app.command("list")
+def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List mailbox profiles."""
+    profiles = _store().list()
+    if json_output:
+        print_json([p.model_dump(mode="json") for p in profiles])
+        return
+    table = Table("name", "protocol", "address", "credential", "server", "folder")
+    for p in profiles:
+        table.add_row(
+            p.name,
+            p.protocol.value,
+            p.address,
+            p.credential,
+            p.server or "(default)",
+            p.default_folder,
+        )
+    console.print(table)
+
+
+@mailbox_app.command("rm")
+def rm(name: str) -> None:
+    """Remove a mailbox profile (its credential stays)."""
+    _store().remove(name)
+    console.print(f"Removed mailbox {name}.")
+
+
+def test(
+    mailbox: Annotated[str, typer.Argument(help="Mailbox profile name.")],
+    send_test_mail: Annotated[
+        str | None, typer.Option("--send-test-mail", metavar="ADDRESS", help="Also send a mail.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Test a mailbox step by step: endpoint, token, claims, sign-in, mailbox, (test mail)."""
+    profile = _store().get(mailbox)
+    connector = _connector()
+    warn_expiring(connector.provider.vault.get(profile.credential))
+    if send_test_mail:
+        send_test_mail = parse_address(send_test_mail, "--send-test-mail")
+    report = _run(run_connection_test(connector, profile, send_test_mail))
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        for step in report.steps:
+            mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
+            console.print(f"{mark} {step.name}: {step.detail}", markup=True)
+            if step.finding:
+                console.print(f"    cause: {step.finding.cause}", markup=False)
+                console.print(f"    fix: {step.finding.remedy}", markup=False)
+                for command in step.finding.commands:
+                    console.print(f"      {command}", markup=False)
+        style = "bold green" if report.ok else "bold red"
+        console.print(f"[{style}]{report.verdict}[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _criteria(
+    unread: bool,
+    from_address: str | None,
+    subject: str | None,
+    since: str | None,
+    before: str | None,
+    has_attachments: bool | None,
+) -> SearchCriteria:
+    def day(value: str | None, field_name: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidInputError(field_name, "a date YYYY-MM-DD", value) from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    for field_name, text in (("--from", from_address), ("--subject", subject)):
+        if text is not None:
+            check_header_value(field_name, text)
+    return SearchCriteria(
+        unread=True if unread else None,
+        from_address=from_address,
+        subject_contains=subject,
+        since=day(since, "--since"),
+        before=day(before, "--before"),
+        has_attachments=has_attachments,
+    )
+
+
+def _summary_row(s: MessageSummary) -> dict[str, Any]:
+    return {
+        "id": s.ref.id,
+        "folder": s.ref.folder,
+        "date": s.date.isoformat() if s.date else None,
+        "from": s.from_address,
+        "to": list(s.to),
+        "subject": s.subject,
+        "message_id": s.message_id,
+        "size": s.size,
+        "seen": s.seen,
+        "has_attachments": s.has_attachments,
+    }
+
+
+def _fetcher(mailbox: Mailbox, ref: MessageRef) -> Callable[[BinaryIO], Awaitable[int]]:
+    async def fetch(handle: BinaryIO) -> int:
+        return await mailbox.fetch_mime(ref, handle)
+
+    return fetch
+
+
+async def _get(
+    connector: MailboxConnector,
+    profile: MailboxProfile,
+    folder: str,
+    criteria: SearchCriteria,
+    limit: int | None,
+    save: Path | None,
+    attachments: bool,
+    quiet: bool,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    async with connector.adapter(profile) as mailbox:
+        refs = await mailbox.search(folder, criteria, limit)
+        summaries = await mailbox.fetch_headers(refs) if refs else []
+        if save is None:
+            return [_summary_row(s) for s in summaries], problems
+        with Progress(
+            TextColumn("saving"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=quiet,
+        ) as progress:
+            task = progress.add_task("save", total=len(summaries))
+            for summary in summaries:
+                name = eml_filename(summary.subject, summary.date, summary.ref.id)
+                path, size = await save_stream(save, name, _fetcher(mailbox, summary.ref))
+                row = _summary_row(summary) | {"eml": str(path), "size": size}
+                if attachments:
+                    files, found = extract_attachments(path)
+                    row["attachments"] = [str(f) for f in files]
+                    problems.extend(f"{path.name}: {p}" for p in found)
+                rows.append(row)
+                progress.advance(task)
+    return rows, problems
+
+
+def get(
+    mailbox: Annotated[str, typer.Argument(help="Mailbox profile name.")],
+    folder: Annotated[str | None, typer.Option(help="Folder (default: the profile's).")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only unread mail.")] = False,
+    from_address: Annotated[str | None, typer.Option("--from", help="Sender contains.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject contains.")] = None,
+    since: Annotated[str | None, typer.Option(help="Received on or after YYYY-MM-DD.")] = None,
+    before: Annotated[str | None, typer.Option(help="Received before YYYY-MM-DD.")] = None,
+    has_attachments: Annotated[
+        bool | None, typer.Option("--has-attachments/--no-has-attachments")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Write .eml files (and attachments) into this directory.")
+    ] = None,
+    attachments: Annotated[
+        bool, typer.Option("--attachments/--no-attachments", help="Extract attachments.")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List (or save) messages matching the filters; nothing is changed in the mailbox."""
+    profile = _store().get(mailbox)
+    connector = _connector()
+    criteria = _criteria(unread, from_address, subject, since, before, has_attachments)
+    rows, problems = _run(
+        _get(
+            connector,
+            profile,
+            folder or profile.default_folder,
+            criteria,
+            limit,
+            save,
+            attachments,
+            json_output,
+        )
+    )
+    for problem in problems:
+        warn(problem)
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("date", "from", "subject", "size", "read")
+    for row in rows:
+        table.add_row(
+            str(row["date"] or "")[:16],
+            row["from"],
+            row["subject"],
+            str(row["size"]),
+            "yes" if row["seen"] else "no",
+        )
+    console.print(table)
+    if save is not None:
+        count = sum(len(r.get("attachments", [])) for r in rows)
+        console.print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
+
+
+def send(
+    mailbox: Annotated[str, typer.Argument(help="Mailbox profile (SMTP, EWS or Graph).")],
+    to: Annotated[list[str] | None, typer.Option(help="Recipient; repeat for more.")] = None,
+    cc: Annotated[list[str] | None, typer.Option()] = None,
+    bcc: Annotated[list[str] | None, typer.Option()] = None,
+    subject: Annotated[str, typer.Option()] = "",
+    text: Annotated[str | None, typer.Option(help="Plain-text body.")] = None,
+    text_file: Annotated[Path | None, typer.Option("--text-file")] = None,
+    html_file: Annotated[Path | None, typer.Option("--html-file")] = None,
+    attach: Annotated[list[Path] | None, typer.Option(help="File to attach; repeatable.")] = None,
+    reply_to: Annotated[list[str] | None, typer.Option("--reply-to")] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="From address (default: the mailbox).")
+    ] = None,
+) -> None:
+    """Send a message through a mailbox."""
+    profile = _store().get(mailbox)
+
+    def read(path: Path | None, field_name: str) -> str | None:
+        if path is None:
+            return None
+        try:
+            return path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(field_name, "a readable UTF-8 text file", str(path)) from exc
+
+    message = OutgoingMessage(
+        sender=sender or profile.address,
+        to=tuple(to or ()),
+        cc=tuple(cc or ()),
+        bcc=tuple(bcc or ()),
+        subject=subject,
+        text=text if text is not None else read(text_file, "--text-file"),
+        html=read(html_file, "--html-file"),
+        reply_to=tuple(reply_to or ()),
+        attachments=tuple(Attachment.from_path(p) for p in attach or ()),
+    )
+    mime = build_message(message)
+    connector = _connector()
+
+    async def go() -> None:
+        async with connector.adapter(profile) as box:
+            await box.send(
+                mime.as_bytes(),
+                sender=parse_address(message.sender.split("<")[-1].rstrip(">"), "--from"),
+                recipients=message.recipients,
+            )
+
+    _run(go())
+    console.print(
+        f"Sent '{subject}' to {len(message.recipients)} recipients "
+        f"(Message-ID {mime['Message-ID']})."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the mailbox commands to the main app."""
+    app.add_typer(mailbox_app, name="mailbox")
+    app.command("test")(test)
+    app.command("get")(get)
+    app.command("send")(send)
+
+
+__all__ = ["register"]
