@@ -39,7 +39,9 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
     stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
     short = re.sub(r"[^A-Za-z0-9]", "", ref_id)[-8:] or "msg"
-    title = re.sub(r"\s+", " ", subject or "no subject").strip()[:80]
+    # Slashes in a subject are not paths; keep the whole subject visible.
+    title = re.sub(r"\s+", " ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
+    title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 
 
