@@ -12,6 +12,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mailgate.errors import ConfigurationError, InvalidInputError
@@ -77,6 +78,21 @@ def _split_host(value: str, protocol: Protocol) -> tuple[str, int | None]:
     if port and not port.isdigit():
         raise InvalidInputError("server", "host[:port] with a numeric port", value)
     return host, int(port) if port else None
+
+
+def _socket_adapter_class(protocol: Protocol) -> Any:
+    # Imported on use: a CLI run for one protocol does not load the others.
+    if protocol is Protocol.IMAP:
+        from mailgate.protocols.imap import ImapMailbox
+
+        return ImapMailbox
+    if protocol is Protocol.POP3:
+        from mailgate.protocols.pop3 import Pop3Mailbox
+
+        return Pop3Mailbox
+    from mailgate.protocols.smtp import SmtpMailbox
+
+    return SmtpMailbox
 
 
 class MailboxConnector:
@@ -159,32 +175,9 @@ class MailboxConnector:
         async def token_source() -> str:
             return (await self.token(profile)).value.reveal()
 
-        if profile.protocol is Protocol.IMAP:
-            from mailgate.protocols.imap import ImapMailbox
-
-            return ImapMailbox(
-                profile.address,
-                endpoint.host,
-                endpoint.port,
-                token_source=token_source,
-                security=endpoint.security,
-                ssl_context=context,
-            )
-        if profile.protocol is Protocol.POP3:
-            from mailgate.protocols.pop3 import Pop3Mailbox
-
-            return Pop3Mailbox(
-                profile.address,
-                endpoint.host,
-                endpoint.port,
-                token_source=token_source,
-                security=endpoint.security,
-                ssl_context=context,
-            )
-        if profile.protocol is Protocol.SMTP:
-            from mailgate.protocols.smtp import SmtpMailbox
-
-            return SmtpMailbox(
+        if profile.protocol in (Protocol.IMAP, Protocol.POP3, Protocol.SMTP):
+            adapter_class = _socket_adapter_class(profile.protocol)
+            return adapter_class(
                 profile.address,
                 endpoint.host,
                 endpoint.port,

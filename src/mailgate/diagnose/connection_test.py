@@ -165,76 +165,62 @@ async def run_connection_test(
     )
     app_only = credential.app_only
     adapter = connector.adapter(profile)
+
+    def failed(name: str, exc: MailgateError) -> Step:
+        return Step(name, StepStatus.FAIL, exc.message, _explain(exc, profile, claims, app_only))
+
     try:
         try:
             await adapter.connect()
-        except MailAuthenticationError as exc:
-            finding = explain_auth_failure(
-                profile.protocol, exc.reply or exc.message, claims, app_only, profile.address
-            )
-            steps.append(Step("authentication", StepStatus.FAIL, exc.message, finding))
-            return report
-        except MailboxAccessError as exc:
-            finding = explain_access_failure(
-                profile.protocol, exc.reply or exc.message, claims, app_only, profile.address
-            )
-            steps.append(Step("authentication", StepStatus.FAIL, exc.message, finding))
-            return report
         except MailgateError as exc:
-            steps.append(Step("authentication", StepStatus.FAIL, exc.message, _finding(exc)))
+            steps.append(failed("authentication", exc))
             return report
         steps.append(Step("authentication", StepStatus.PASS, f"signed in as {profile.address}"))
         try:
-            steps.append(
-                Step("mailbox access", StepStatus.PASS, await _mailbox_access(adapter, profile))
-            )
-        except MailboxAccessError as exc:
-            finding = explain_access_failure(
-                profile.protocol, exc.reply or exc.message, claims, app_only, profile.address
-            )
-            steps.append(Step("mailbox access", StepStatus.FAIL, exc.message, finding))
-            return report
+            detail = await _mailbox_access(adapter, profile)
         except MailgateError as exc:
-            steps.append(Step("mailbox access", StepStatus.FAIL, exc.message, _finding(exc)))
+            steps.append(failed("mailbox access", exc))
             return report
+        steps.append(Step("mailbox access", StepStatus.PASS, detail))
         if send_test_mail_to:
-            steps.append(await _send_test_mail(adapter, profile, claims, send_test_mail_to))
+            try:
+                await _send_test_mail(adapter, profile, send_test_mail_to)
+            except MailgateError as exc:
+                steps.append(failed("test mail", exc))
+            else:
+                steps.append(Step("test mail", StepStatus.PASS, f"sent to {send_test_mail_to}"))
     finally:
         await adapter.close()
     return report
 
 
-async def _send_test_mail(
-    adapter: Mailbox, profile: MailboxProfile, claims: dict[str, Any], to: str
-) -> Step:
+def _explain(
+    exc: MailgateError, profile: MailboxProfile, claims: dict[str, Any], app_only: bool
+) -> Finding:
+    """The finding for an adapter's error: server replies are mapped, others kept as said."""
+    if isinstance(exc, MailAuthenticationError):
+        return explain_auth_failure(
+            profile.protocol, exc.reply or exc.message, claims, app_only, profile.address
+        )
+    if isinstance(exc, MailboxAccessError):
+        return explain_access_failure(
+            profile.protocol, exc.reply or exc.message, claims, app_only, profile.address
+        )
+    return _finding(exc)
+
+
+async def _send_test_mail(adapter: Mailbox, profile: MailboxProfile, to: str) -> None:
     if Operation.SEND not in adapter.operations:
-        finding = Finding(
+        raise MailgateError(
             f"{profile.protocol.value.upper()} cannot send mail.",
             "add an SMTP, EWS or Graph mailbox profile for the same mailbox and test that one.",
         )
-        return Step("test mail", StepStatus.FAIL, finding.cause, finding)
     message = OutgoingMessage(
         sender=profile.address,
         to=(to,),
         subject="mailgate connection test",
         text=f"This test message was sent by mailgate for mailbox profile '{profile.name}'.",
     )
-    try:
-        await adapter.send(
-            build_message(message).as_bytes(),
-            sender=profile.address,
-            recipients=message.recipients,
-        )
-    except MailAuthenticationError as exc:
-        finding = explain_auth_failure(
-            profile.protocol, exc.reply or exc.message, claims, True, profile.address
-        )
-        return Step("test mail", StepStatus.FAIL, exc.message, finding)
-    except MailboxAccessError as exc:
-        finding = explain_access_failure(
-            profile.protocol, exc.reply or exc.message, claims, True, profile.address
-        )
-        return Step("test mail", StepStatus.FAIL, exc.message, finding)
-    except MailgateError as exc:
-        return Step("test mail", StepStatus.FAIL, exc.message, _finding(exc))
-    return Step("test mail", StepStatus.PASS, f"sent to {to}")
+    await adapter.send(
+        build_message(message).as_bytes(), sender=profile.address, recipients=message.recipients
+    )

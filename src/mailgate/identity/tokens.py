@@ -152,13 +152,11 @@ class PasswordFlow:
         return _msal.check_result(result, "password sign-in")
 
 
-@dataclass
-class DeviceCodeFlow:
-    """Device code: the person enters a code at the verification page; refresh token kept."""
+class _InteractiveFlow:
+    """Cache and refresh token first; the interactive sign-in only when they cannot serve."""
 
     tenant: str
     username: str | None
-    interaction: Interaction
 
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
@@ -167,6 +165,18 @@ class DeviceCodeFlow:
         if cached:
             return cached
         return self.sign_in(app, scopes)
+
+    def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass
+class DeviceCodeFlow(_InteractiveFlow):
+    """Device code: the person enters a code at the verification page; refresh token kept."""
+
+    tenant: str
+    username: str | None
+    interaction: Interaction
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         flow = _msal.call(app.initiate_device_flow, self.tenant, scopes=scopes)
@@ -178,21 +188,13 @@ class DeviceCodeFlow:
 
 
 @dataclass
-class AuthCodeFlow:
+class AuthCodeFlow(_InteractiveFlow):
     """Authorization code with PKCE and a local redirect; refresh token kept."""
 
     tenant: str
     username: str | None
     redirect_uri: str
     interaction: Interaction
-
-    def acquire(
-        self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
-    ) -> dict[str, Any]:
-        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
-        if cached:
-            return cached
-        return self.sign_in(app, scopes)
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         started: dict[str, Any] = {}
@@ -326,7 +328,7 @@ class TokenProvider:
         with self.caches.open(name) as cache:
             app = self._app(profile, cache)
             flow = self._flow(profile, self.interaction)
-            assert isinstance(flow, DeviceCodeFlow | AuthCodeFlow)
+            assert isinstance(flow, _InteractiveFlow)
             result = flow.sign_in(app, list(scope_set.scopes))
         return AccessToken.from_result(result, scope_set.scopes)
 
