@@ -35,6 +35,8 @@ def test_description_schema(sandbox: SandboxController) -> None:
         "mailgate-daemon",
         "mailgate-public",
         "mailgate-noconsent",
+        "mailgate-nosp",
+        "mailgate-wrongsp",
     }
     daemon = sandbox.app("mailgate-daemon")
     assert sorted(s["expired"] for s in daemon["secrets"]) == [False, True]

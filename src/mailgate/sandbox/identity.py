@@ -22,7 +22,7 @@ This module only parses requests and renders answers; the rules live in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import FastAPI, Request
@@ -32,6 +32,9 @@ from mailgate.sandbox import grants, pages
 from mailgate.sandbox.errors import AadstsError, error_body
 from mailgate.sandbox.platform import IdentityPlatform, Stats
 from mailgate.sandbox.tenant import USER_STATES
+
+if TYPE_CHECKING:
+    from mailgate.sandbox.mailaccess import SandboxMail
 
 __all__ = ["create_app", "openid_configuration"]
 
@@ -99,8 +102,8 @@ def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, 
     }
 
 
-def create_app(platform: IdentityPlatform) -> FastAPI:
-    """Build the FastAPI application serving ``platform``."""
+def create_app(platform: IdentityPlatform, mail: SandboxMail | None = None) -> FastAPI:
+    """Build the FastAPI application serving ``platform`` (and Graph/EWS over ``mail``)."""
     app = FastAPI(title="mailgate sandbox identity platform", docs_url=None, redoc_url=None)
     stats: Stats = platform.stats
 

@@ -44,6 +44,8 @@ or ``graph``; certificate paths are relative to the TOML file)::
     locked = false                      # 50053
     disabled = false                    # 50057
     password_expired = false            # 50055
+    [tenants.exchange]                  # Exchange Online settings, see mailconfig.py
+    [[tenants.mailboxes]]               # mailboxes and their seeded messages, idem
 
 :func:`write_demo_tenant` writes the built-in demo tenant with random secrets on first start.
 """
@@ -61,6 +63,7 @@ from typing import Annotated, Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mailgate.sandbox.mailconfig import ExchangeSettings, MailboxConfig, demo_mail
 from mailgate.sandbox.params import RESOURCES
 
 __all__ = [
@@ -198,6 +201,8 @@ class Tenant(_Model):
     domains: list[str]
     apps: list[App] = []
     users: list[User] = []
+    exchange: ExchangeSettings = ExchangeSettings()
+    mailboxes: list[MailboxConfig] = []
 
     _check_id = field_validator("id")(_guid)
 
@@ -206,6 +211,7 @@ class Tenant(_Model):
         for what, keys in (
             ("client_id", [a.client_id for a in self.apps]),
             ("upn", [u.upn.lower() for u in self.users]),
+            ("mailbox", [m.address.lower() for m in self.mailboxes]),
         ):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"tenant {self.name!r}: duplicate {what}")
@@ -220,6 +226,11 @@ class Tenant(_Model):
         """The user whose UPN is ``upn`` (case-insensitive), if any."""
         wanted = upn.strip().lower()
         return next((u for u in self.users if u.upn.lower() == wanted), None)
+
+    def mailbox(self, address: str) -> MailboxConfig | None:
+        """The mailbox with this address (case-insensitive), if any."""
+        wanted = address.strip().lower()
+        return next((m for m in self.mailboxes if m.address.lower() == wanted), None)
 
 
 class TenantFile(_Model):
@@ -352,6 +363,40 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
             }
         ],
     }
+    # Two apps that hold the Exchange roles but fail in Exchange: one never registered with
+    # New-ServicePrincipal, one registered with the app registration's object id (the trap).
+    nosp, wrongsp = (
+        {
+            "name": name,
+            **_ids(),
+            "application_permissions": _EXCHANGE_APP,
+            "admin_consent": True,
+            "secrets": [
+                {
+                    "key_id": str(uuid.uuid4()),
+                    "value": secrets.token_urlsafe(30),
+                    "expires": now + timedelta(days=180),
+                }
+            ],
+        }
+        for name in ("mailgate-nosp", "mailgate-wrongsp")
+    )
+    exchange = {
+        **ExchangeSettings().model_dump(
+            exclude={"service_principals", "application_access_policies"}
+        ),
+        "service_principals": [
+            {"app_id": daemon["client_id"], "object_id": daemon["service_principal_id"]},
+            {"app_id": wrongsp["client_id"], "object_id": wrongsp["object_id"]},
+        ],
+        "application_access_policies": [
+            {
+                "app_id": daemon["client_id"],
+                "access_right": "RestrictAccess",
+                "mailboxes": [f"{n}@{contoso}" for n in ("approvals", "servicedesk", "noreply")],
+            }
+        ],
+    }
     return {
         "settings": Settings().model_dump(),
         "tenants": [
@@ -363,8 +408,12 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
                     daemon,
                     _public_app("mailgate-public", True),
                     _public_app("mailgate-noconsent", False),
+                    nosp,
+                    wrongsp,
                 ],
                 "users": [_user(n, contoso, **f) for n, f in _DEMO_USERS.items()],
+                "exchange": exchange,
+                "mailboxes": demo_mail(contoso, str(daemon["service_principal_id"])),
             },
             {
                 "id": str(uuid.uuid4()),
@@ -372,6 +421,14 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
                 "domains": [fabrikam],
                 "apps": [fabrikam_daemon, _public_app("fabrikam-public", True)],
                 "users": [_user("ivan", fabrikam)],
+                "mailboxes": [
+                    {
+                        "address": f"ivan@{fabrikam}",
+                        "display_name": "Ivan Demo",
+                        "owner": f"ivan@{fabrikam}",
+                        "messages": [{"from": "hello@fabrikam.example", "subject": "Hello"}],
+                    }
+                ],
             },
         ],
     }
