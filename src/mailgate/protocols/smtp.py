@@ -1,0 +1,242 @@
+"""SMTP adapter: :class:`SmtpMailbox` sends MIME with AUTH XOAUTH2 (Exchange: port 587 STARTTLS).
+
+Library choice: stdlib :mod:`smtplib` in a worker thread rather than aiosmtplib. Sending is a
+handful of request/reply round trips per message, so a thread costs nothing measurable; smtplib
+needs no extra dependency, does STARTTLS and ``docmd`` for the raw ``AUTH XOAUTH2`` exchange,
+and its replies (code, text) feed :func:`smtp_failure`, the one pure place where Exchange's
+replies become typed errors: 535 5.7.3 (token refused), 535 5.7.139 (SMTP AUTH disabled),
+550 5.7.30 (basic auth), 554 5.2.252 (SendAsDenied), 4xx (throttled), 552 (too large).
+
+SASL: ``AUTH XOAUTH2`` → ``334`` → base64 response (as Microsoft documents it); a second 334
+is a failure challenge (Dovecot/Gmail style), answered with an empty line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from typing import ClassVar
+
+from mailgate.errors import ConfigurationError, MailgateError, ProtocolError, TransportError
+from mailgate.protocols._mailstream import check_security, transport_error
+from mailgate.protocols.base import (
+    MailAuthenticationError,
+    Mailbox,
+    MailboxAccessError,
+    Operation,
+    Protocol,
+    Security,
+    ThrottledError,
+    TokenSource,
+)
+from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
+
+__all__ = ["SmtpMailbox", "retry_after_seconds", "smtp_failure"]
+
+_RETRY = re.compile(r"(?:retry|try again)[^0-9]{0,20}(\d+)\s*(second|sec|s\b|minute|min)", re.I)
+
+
+def retry_after_seconds(text: str, default: float = 60.0) -> float:
+    """A wait time named in a 4xx reply ("try again in 30 seconds"), else ``default``."""
+    match = _RETRY.search(text)
+    if not match:
+        return default
+    value = float(match.group(1))
+    return value * 60 if match.group(2).lower().startswith("m") else value
+
+
+def smtp_failure(code: int, text: str, phase: str, size_limit: int | None = None) -> MailgateError:
+    """Map one SMTP reply to the error the caller sees. ``phase``: auth, mail, rcpt, data."""
+    reply = f"{code} {text}".strip()
+    if code == 535 and "5.7.139" in text:
+        return MailAuthenticationError(
+            f"SMTP AUTH is disabled for this mailbox or tenant: {reply}",
+            "enable authenticated SMTP for the mailbox (Set-CASMailbox <mailbox> "
+            "-SmtpClientAuthenticationDisabled $false) or send with Graph instead.",
+            reply=reply,
+        )
+    if code == 550 and "5.7.30" in text:
+        return MailAuthenticationError(
+            f"The server refused basic authentication: {reply}",
+            "the server did not accept XOAUTH2; check that the token is an OAuth token for "
+            "https://outlook.office365.com.",
+            reply=reply,
+        )
+    if code in (530, 535) or (phase == "auth" and code >= 500):
+        return MailAuthenticationError(
+            f"The SMTP server refused the token: {reply}",
+            "check that the token is for https://outlook.office365.com with SMTP.Send "
+            "(delegated) or SMTP.SendAsApp (app-only, with New-ServicePrincipal and FullAccess "
+            "on the mailbox); run `mailgate test` for a diagnosis.",
+            reply=reply,
+        )
+    if "5.2.252" in text or "sendasdenied" in text.lower():
+        return MailboxAccessError(
+            f"The mailbox may not send as this address: {reply}",
+            "grant SendAs on the sender address (Add-RecipientPermission <address> -Trustee "
+            "<user or app> -AccessRights SendAs), or send from the mailbox's own address.",
+            reply=reply,
+        )
+    if 400 <= code < 500:
+        return ThrottledError(
+            f"The SMTP server deferred the message: {reply}",
+            "wait and retry; Exchange Online allows 30 messages per minute per mailbox.",
+            retry_after=retry_after_seconds(text),
+        )
+    if code == 552:
+        limit = f" (the limit is {size_limit} bytes)" if size_limit else ""
+        return ProtocolError(
+            f"The message is too large for the server{limit}: {reply}",
+            "send smaller attachments or share a link instead.",
+        )
+    return ProtocolError(f"SMTP {phase} failed: {reply}", "check the sender and recipients.")
+
+
+class SmtpMailbox(Mailbox):
+    """Sends as one mailbox over SMTP; ``address`` is the SASL user."""
+
+    protocol: ClassVar[Protocol] = Protocol.SMTP
+    operations: ClassVar[frozenset[Operation]] = frozenset({Operation.SEND})
+
+    def __init__(
+        self,
+        address: str,
+        host: str,
+        port: int,
+        *,
+        token_source: TokenSource,
+        security: Security = Security.STARTTLS,
+        ssl_context: ssl.SSLContext | None = None,
+        mechanism: str = "XOAUTH2",
+        timeout: float = 30.0,
+    ) -> None:
+        if mechanism.upper() not in ("XOAUTH2", "OAUTHBEARER"):
+            raise ConfigurationError(
+                f"Unsupported SASL mechanism {mechanism!r}.", "use XOAUTH2 or OAUTHBEARER."
+            )
+        check_security(host, security)
+        self.address = address
+        self.host = host
+        self.port = port
+        self.security = security
+        self.ssl_context = ssl_context
+        self.mechanism = mechanism.upper()
+        self.timeout = timeout
+        self._token_source = token_source
+        self._smtp: smtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpMailbox({self.address!r}, {self.host!r}, {self.port})"
+
+    async def connect(self) -> None:
+        token = await self._token_source()
+        self._smtp = await asyncio.to_thread(self._open, token)
+
+    def _open(self, token: str) -> smtplib.SMTP:
+        context = self.ssl_context or ssl.create_default_context()
+        smtp: smtplib.SMTP | None = None
+        try:
+            if self.security is Security.TLS:
+                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp.ehlo()
+            if self.security is Security.STARTTLS:
+                if not smtp.has_extn("starttls"):
+                    raise ConfigurationError(
+                        f"The SMTP server {self.host}:{self.port} does not offer STARTTLS.",
+                        "use security 'tls' on port 465, or the right port (587).",
+                    )
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            self._authenticate(smtp, token)
+            return smtp
+        except MailgateError:
+            _quit(smtp)
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            _quit(smtp)
+            raise _transport(self, "Connecting", exc) from exc
+
+    def _authenticate(self, smtp: smtplib.SMTP, token: str) -> None:
+        if self.mechanism == "OAUTHBEARER":
+            initial = oauthbearer_initial_response(self.address, token)
+        else:
+            initial = xoauth2_initial_response(self.address, token)
+        code, text = smtp.docmd("AUTH", self.mechanism)
+        if code == 334:
+            code, text = smtp.docmd(base64.b64encode(initial).decode("ascii"))
+        if code == 334:  # failure challenge: an empty response gets the final reply
+            code, text = smtp.docmd("")
+        if code != 235:
+            raise smtp_failure(code, text.decode("utf-8", "replace"), "auth")
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            await asyncio.to_thread(_quit, smtp)
+
+    async def send(self, mime: bytes, *, sender: str, recipients: Sequence[str]) -> None:
+        if not recipients:
+            raise ConfigurationError("No recipients given.", "name at least one recipient.")
+        if self._smtp is None:
+            await self.connect()
+        assert self._smtp is not None
+        await asyncio.to_thread(self._send, self._smtp, mime, sender, list(recipients))
+
+    def _send(self, smtp: smtplib.SMTP, mime: bytes, sender: str, recipients: list[str]) -> None:
+        limit = int(smtp.esmtp_features.get("size", "0") or 0) or None
+        if limit and len(mime) > limit:
+            raise smtp_failure(552, f"message size {len(mime)} exceeds {limit}", "mail", limit)
+        try:
+            options = [f"SIZE={len(mime)}"] if smtp.has_extn("size") else []
+            code, text = smtp.mail(sender, options)
+            if code != 250:
+                raise smtp_failure(code, text.decode("utf-8", "replace"), "mail", limit)
+            for recipient in recipients:
+                code, text = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    raise smtp_failure(code, text.decode("utf-8", "replace"), "rcpt", limit)
+            code, text = smtp.data(mime)
+            if code != 250:
+                raise smtp_failure(code, text.decode("utf-8", "replace"), "data", limit)
+        except smtplib.SMTPResponseException as exc:
+            _reset(smtp)
+            error = exc.smtp_error
+            reply = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+            raise smtp_failure(exc.smtp_code, reply, "data", limit) from exc
+        except MailgateError:
+            _reset(smtp)
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self._smtp = None
+            raise _transport(self, "Sending", exc) from exc
+
+
+def _transport(box: SmtpMailbox, what: str, exc: BaseException) -> TransportError:
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TransportError(
+            f"The SMTP server {box.host}:{box.port} closed the connection ({exc}).",
+            "retry; check the port (587 STARTTLS) and the server's limits.",
+        )
+    return transport_error(what, box.host, box.port, exc)
+
+
+def _reset(smtp: smtplib.SMTP) -> None:
+    # If the session is gone the next send reconnects.
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        smtp.rset()
+
+
+def _quit(smtp: smtplib.SMTP | None) -> None:
+    if smtp is None:
+        return
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
