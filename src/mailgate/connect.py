@@ -10,9 +10,9 @@ set up with, so one signed-in credential serves IMAP and SMTP alike.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from mailgate.errors import ConfigurationError, InvalidInputError
@@ -80,7 +80,7 @@ def _split_host(value: str, protocol: Protocol) -> tuple[str, int | None]:
     return host, int(port) if port else None
 
 
-def _socket_adapter_class(protocol: Protocol) -> Any:
+def _socket_adapter_class(protocol: Protocol) -> Callable[..., Mailbox]:
     # Imported on use: a CLI run for one protocol does not load the others.
     if protocol is Protocol.IMAP:
         from mailgate.protocols.imap import ImapMailbox
