@@ -282,6 +282,12 @@ def create_app(platform: IdentityPlatform, mail: SandboxMail | None = None) -> F
             setattr(user, flag, value)
         return JSONResponse({"upn": user.upn, "state": user.state})
 
+    if mail is not None:
+        from mailgate.sandbox.ews import create_ews_router
+        from mailgate.sandbox.graph import create_graph_router
+
+        app.include_router(create_graph_router(mail))
+        app.include_router(create_ews_router(mail))
     return app
 
 
