@@ -21,7 +21,10 @@ from mailgate.protocols.base import Security
 __all__ = ["CHUNK", "MailStream", "check_security", "open_stream"]
 
 CHUNK = 256 * 1024
-LINE_LIMIT = 8 * 1024 * 1024  # SEARCH results for big folders are one long line
+# The StreamReader pauses the socket at twice its limit, so the limit bounds memory while a
+# big literal arrives faster than the disk takes it. Longer lines are accumulated piecewise.
+READER_LIMIT = 128 * 1024
+LINE_LIMIT = 64 * 1024 * 1024  # SEARCH results for big folders are one long line
 T = TypeVar("T")
 
 
@@ -100,14 +103,26 @@ class MailStream:
 
     async def readline(self, what: str = "reading a reply", timeout: float | None = -1.0) -> bytes:
         """One line including CRLF; TransportError if the server hangs up."""
-        try:
-            line = await self._guard(what, self.reader.readuntil(b"\n"), timeout)
-        except asyncio.LimitOverrunError as exc:
-            raise TransportError(
-                f"The server at {self.host}:{self.port} sent a line over {LINE_LIMIT} bytes.",
-                "search or fetch fewer messages at once.",
-            ) from exc
-        return line
+        pieces: list[bytes] = []
+        total = 0
+        while True:
+            try:
+                line = await self._guard(what, self.reader.readuntil(b"\n"), timeout)
+            except asyncio.LimitOverrunError as exc:
+                piece = await self._guard(what, self.reader.readexactly(exc.consumed), timeout)
+                pieces.append(piece)
+                total += len(piece)
+                if total > LINE_LIMIT:
+                    raise TransportError(
+                        f"The server at {self.host}:{self.port} sent a line over {LINE_LIMIT} "
+                        "bytes.",
+                        "search or fetch fewer messages at once.",
+                    ) from exc
+                continue
+            if not pieces:
+                return line
+            pieces.append(line)
+            return b"".join(pieces)
 
     async def readexactly(self, size: int, what: str = "reading data") -> bytes:
         return await self._guard(what, self.reader.readexactly(size))
@@ -167,7 +182,7 @@ async def open_stream(
                 port,
                 ssl=context if security is Security.TLS else None,
                 server_hostname=host if security is Security.TLS else None,
-                limit=LINE_LIMIT,
+                limit=READER_LIMIT,
             ),
             timeout,
         )
