@@ -225,12 +225,11 @@ def test_ews_headers_and_impersonation(app_only: bool) -> None:
     assert request.headers["authorization"] == "Bearer tok"
     assert request.headers["content-type"].startswith("text/xml")
     body = request.content.decode()
+    assert request.headers["x-anchormailbox"] == "approvals@contoso.example"
     if app_only:
-        assert request.headers["x-anchormailbox"] == "approvals@contoso.example"
         assert "<t:PrimarySmtpAddress>approvals@contoso.example<" in body
         assert "<t:Mailbox>" not in body
     else:
-        assert "x-anchormailbox" not in request.headers
         assert "ExchangeImpersonation" not in body
         assert "<t:EmailAddress>approvals@contoso.example</t:EmailAddress>" in body
 

@@ -1,9 +1,10 @@
 """The EWS adapter: thin I/O around :mod:`~mailgate.protocols.ews_soap` (requests) and
 :mod:`~mailgate.protocols.ews_xml` (replies).
 
-App-only access (``full_access_as_app``) impersonates the mailbox in every request and sends
-``X-AnchorMailbox``, as Microsoft requires; delegated access (``EWS.AccessAsUser.All``) names a
-shared mailbox inside each distinguished folder id. Folder arguments are EWS distinguished
+App-only access (``full_access_as_app``) impersonates the mailbox in every request;
+delegated access (``EWS.AccessAsUser.All``) names a shared mailbox inside each distinguished
+folder id. Both send ``X-AnchorMailbox`` (required with impersonation; routes delegated
+requests whose only ids are FolderIds/ItemIds). Folder arguments are EWS distinguished
 names (``inbox``, ``deleteditems``...) or display paths (``Inbox/Invoices``), resolved once per
 connection. ``MessageRef.id`` is the ItemId, ``change_key`` its ChangeKey.
 """
@@ -83,9 +84,13 @@ class EwsMailbox(Mailbox):
     async def connect(self) -> None:
         """Open the HTTP client and prove access with GetFolder on the Inbox."""
         if self._client is None:
-            headers = {"Content-Type": "text/xml; charset=utf-8", "Accept": "text/xml"}
-            if self.app_only:
-                headers["X-AnchorMailbox"] = self.address
+            # X-AnchorMailbox is mandatory with impersonation, and routes delegated requests
+            # to a shared mailbox whose FolderIds/ItemIds carry no mailbox name.
+            headers = {
+                "Content-Type": "text/xml; charset=utf-8",
+                "Accept": "text/xml",
+                "X-AnchorMailbox": self.address,
+            }
             self._client = create_client(
                 token_source=self._token_source,
                 ssl_context=self._ssl_context,

@@ -341,12 +341,14 @@ class GraphMailbox(Mailbox):
                 expect=(200, 201),
             )
         except gj.GraphError as exc:
-            if exc.status in (405, 415, 501) or exc.code == "UnableToDeserializePostBody":
+            # Graph creates messages from MIME on /messages; a server that only takes JSON
+            # there answers 400/415, and JSON would not preserve the message byte for byte.
+            if exc.status in (400, 405, 415, 501):
                 raise UnsupportedOperation(
                     self.protocol,
                     Operation.APPEND,
-                    "this Graph endpoint cannot create messages from MIME; use IMAP APPEND "
-                    "or EWS CreateItem for the mailbox.",
+                    f"this Graph endpoint cannot create messages from MIME ({exc.message}); "
+                    "use IMAP APPEND or EWS CreateItem for the mailbox.",
                 ) from exc
             raise
         data = response.json()
