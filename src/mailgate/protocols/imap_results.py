@@ -14,6 +14,7 @@ from datetime import datetime
 from email.headerregistry import AddressHeader
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from urllib.parse import unquote
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
 from mailgate.protocols.base import (
@@ -152,8 +153,10 @@ def _decode_name(params: dict[str, str]) -> str | None:
     for key in ("filename", "name"):
         if f"{key}*" in params:  # RFC 2231, not decoded by every server
             charset, _, rest = params[f"{key}*"].partition("''")
-            text = email.utils.collapse_rfc2231_value((charset, "", _unquote(rest)))
-            return str(text)
+            try:
+                return unquote(rest, encoding=charset or "utf-8", errors="replace")
+            except LookupError:  # unknown charset name
+                return unquote(rest, errors="replace")
         if key in params:
             raw = params[key]
             try:
@@ -161,12 +164,6 @@ def _decode_name(params: dict[str, str]) -> str | None:
             except (ValueError, LookupError):
                 return raw
     return None
-
-
-def _unquote(text: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(text)
 
 
 def attachment_parts(structure: Value, prefix: str = "") -> list[AttachmentPart]:

@@ -1,0 +1,80 @@
+"""The stream layer on real asyncio streams: long lines, chunked copies, errors, loopback rule."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+
+from mailgate.errors import ConfigurationError, TransportError
+from mailgate.protocols._mailstream import (
+    READER_LIMIT,
+    MailStream,
+    check_security,
+    is_loopback,
+    open_stream,
+)
+from mailgate.protocols.base import Security
+
+
+async def served(payload: bytes, close: bool = True) -> tuple[MailStream, asyncio.Server]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(payload)
+        await writer.drain()
+        if close:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stream = await open_stream("127.0.0.1", port, Security.PLAIN, None, timeout=5)
+    return stream, server
+
+
+def test_long_line_and_chunked_copy() -> None:
+    long_line = b"* SEARCH " + b"123456 " * (3 * READER_LIMIT // 7) + b"\r\n"
+    body = bytes(range(256)) * 4000
+
+    async def go() -> tuple[bytes, bytes, int]:
+        stream, server = await served(long_line + body)
+        line = await stream.readline()
+        dest = io.BytesIO()
+        written = await stream.copy_exactly(len(body), dest)
+        await stream.close()
+        server.close()
+        return line, dest.getvalue(), written
+
+    line, copied, written = asyncio.run(go())
+    assert line == long_line and copied == body and written == len(body)
+
+
+def test_hang_up_and_timeout_are_transport_errors() -> None:
+    async def hang_up() -> None:
+        stream, server = await served(b"partial")
+        try:
+            await stream.readline()
+        finally:
+            server.close()
+
+    with pytest.raises(TransportError, match="closed the connection"):
+        asyncio.run(hang_up())
+
+    async def silent() -> None:
+        stream, server = await served(b"", close=False)
+        stream.timeout = 0.2
+        try:
+            await stream.readline()
+        finally:
+            server.close()
+
+    with pytest.raises(TransportError, match="did not answer in time"):
+        asyncio.run(silent())
+
+
+def test_plain_only_to_loopback() -> None:
+    assert is_loopback("127.0.0.5") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("outlook.office365.com") and not is_loopback("10.0.0.1")
+    check_security("127.0.0.1", Security.PLAIN)
+    check_security("outlook.office365.com", Security.TLS)
+    with pytest.raises(ConfigurationError):
+        check_security("outlook.office365.com", Security.PLAIN)
