@@ -18,7 +18,12 @@ everything is. Schema, version 1::
                             "certificates": [{"cert_file", "key_file", "pfx_file",
                                               "pfx_password", "thumbprint_sha1",
                                               "thumbprint_sha256"}]}],
-                  "users": [{"upn", "password", "display_name", "object_id", "state"}]}]}
+                  "users": [{"upn", "password", "display_name", "object_id", "state"}],
+                  "mailboxes": [{"address", "owner", "shared", "smtp_auth_enabled"}]}],
+     "mail": {"imap": {"host", "port", "security": "tls"},
+              "pop3": {"host", "port", "security": "tls"},
+              "smtp": {"host", "port", "security": "starttls"},
+              "ews_url": "{base_url}/EWS/Exchange.asmx", "graph_url": "{base_url}/v1.0"}}
 
 File paths are absolute; ``key_file``/``pfx_file``/``pfx_password`` are null when unknown;
 thumbprints are upper-case hex as the Azure portal shows them.
@@ -40,6 +45,8 @@ from typing import Any
 import uvicorn
 
 from mailgate.sandbox.identity import create_app
+from mailgate.sandbox.mail_servers import MailServers
+from mailgate.sandbox.mailaccess import SandboxMail, build_store
 from mailgate.sandbox.params import EXCHANGE, GRAPH
 from mailgate.sandbox.pki import ensure_pki, load_certificate, thumbprint_sha1, thumbprint_sha256
 from mailgate.sandbox.platform import IdentityPlatform
@@ -110,13 +117,35 @@ def _describe_tenant(tenant: Tenant, base_url: str, directory: TenantFile) -> di
             }
             for u in tenant.users
         ],
+        "mailboxes": [
+            {
+                "address": m.address,
+                "owner": m.owner,
+                "shared": m.shared,
+                "smtp_auth_enabled": m.smtp_auth_enabled,
+            }
+            for m in tenant.mailboxes
+        ],
     }
 
 
 def describe(
-    base_url: str, ca_file: Path, tenant_file: Path, directory: TenantFile
+    base_url: str,
+    ca_file: Path,
+    tenant_file: Path,
+    directory: TenantFile,
+    mail_ports: dict[str, int] | None = None,
+    host: str = "127.0.0.1",
 ) -> dict[str, Any]:
     """The version-1 description of a running sandbox (see the module docstring)."""
+    ports = mail_ports or {}
+    security = {"imap": "tls", "pop3": "tls", "smtp": "starttls"}
+    mail: dict[str, Any] = {
+        name: {"host": host, "port": ports[name], "security": security[name]}
+        for name in security
+        if name in ports
+    }
+    mail.update(ews_url=f"{base_url}/EWS/Exchange.asmx", graph_url=f"{base_url}/v1.0")
     return {
         "version": 1,
         "base_url": base_url,
@@ -130,6 +159,7 @@ def describe(
         },
         "resources": {"exchange": EXCHANGE.identifier_uris[0], "graph": GRAPH.identifier_uris[0]},
         "tenants": [_describe_tenant(t, base_url, directory) for t in directory.tenants],
+        "mail": mail,
     }
 
 
@@ -158,6 +188,8 @@ class SandboxServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self.mail: SandboxMail | None = None
+        self.mail_servers: MailServers | None = None
 
     @property
     def base_url(self) -> str:
@@ -186,8 +218,16 @@ class SandboxServer:
         self.port = sock.getsockname()[1]
         signer = TokenSigner(pki.signing_key, pki.signing_cert)
         self.platform = IdentityPlatform(directory, signer, self.base_url)
+        # One mail store for IMAP, POP3, SMTP, Graph and EWS.
+        self.mail = SandboxMail(
+            build_store(directory), directory, pki.signing_key.public_key(), self.base_url
+        )
+        self.mail_servers = MailServers(
+            self.mail, pki.server_cert_file, pki.server_key_file, self.host
+        )
+        self.mail_servers.start()
         config = uvicorn.Config(
-            create_app(self.platform),
+            create_app(self.platform, self.mail),
             ssl_certfile=str(pki.server_cert_file),
             ssl_keyfile=str(pki.server_key_file),
             log_level="warning",
@@ -208,7 +248,9 @@ class SandboxServer:
             if not self._thread.is_alive():
                 raise RuntimeError("the sandbox server failed to start; see the log above")
             self._thread.join(0.01)
-        self.description = describe(self.base_url, pki.ca_file, tenant_file, directory)
+        self.description = describe(
+            self.base_url, pki.ca_file, tenant_file, directory, self.mail_servers.ports, self.host
+        )
         _write_private(self.description_file, json.dumps(self.description, indent=2))
 
     def stop(self) -> None:
@@ -219,6 +261,9 @@ class SandboxServer:
             self._thread.join(10)
         if self._socket is not None:
             self._socket.close()
+        if self.mail_servers is not None:
+            self.mail_servers.stop()
+            self.mail_servers = None
         self._server = self._thread = None
 
     def __enter__(self) -> SandboxServer:
