@@ -31,6 +31,7 @@ from mailgate.errors import ConfigurationError, TokenRequestError
 from mailgate.identity._msal import SandboxHttpSession
 
 if TYPE_CHECKING:
+    from mailgate.sandbox.mailstore import MailStore
     from mailgate.sandbox.server import SandboxServer
 
 __all__ = ["SandboxClient", "SandboxController", "SandboxSession", "SignInError"]
@@ -278,6 +279,17 @@ class SandboxController(SandboxClient):
         self.tenant_file = tenant_file
         self.port = port
         self.server: SandboxServer | None = None
+
+    @property
+    def mailstore(self) -> MailStore:
+        """The running sandbox's mail store (shared by IMAP, POP3, SMTP, Graph and EWS)."""
+        if self.server is None or self.server.mail is None:
+            raise RuntimeError("the sandbox is not started")
+        return self.server.mail.store
+
+    def deliver(self, raw: bytes, *recipients: str) -> list[str]:
+        """Deliver RFC 5322 bytes into the Inbox of sandbox mailboxes; returns who got it."""
+        return self.mailstore.deliver(raw, recipients)
 
     def start(self) -> None:
         """Start the server; returns when it accepts requests."""

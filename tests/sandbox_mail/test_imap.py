@@ -11,7 +11,6 @@ from collections.abc import Callable
 import pytest
 
 from mailgate.protocols.sasl import xoauth2_initial_response
-from mailgate.sandbox.mailaccess import SandboxMail
 from mailgate.testing import SandboxController
 from tests.sandbox_mail.conftest import GRAPH, address, b64, imap_connect, imap_login
 
@@ -148,7 +147,6 @@ def test_store_copy_move_expunge(sandbox: SandboxController, app_token: Callable
 
 
 def test_idle_pushes_exists(sandbox: SandboxController, app_token: Callable[..., str]) -> None:
-    mail: SandboxMail = sandbox.server.mail  # type: ignore[union-attr,assignment]
     port = sandbox.description["mail"]["imap"]["port"]
     token = xoauth2_initial_response(address("servicedesk"), app_token())
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -169,7 +167,7 @@ def test_idle_pushes_exists(sandbox: SandboxController, app_token: Callable[...,
         assert command(b"a AUTHENTICATE XOAUTH2 " + b64(token).encode())[-1].startswith(b"a OK")
         assert command(b"a SELECT INBOX")[-1].startswith(b"a OK")
         assert command(b"a IDLE")[-1].startswith(b"+ ")
-        mail.store.deliver(b"Subject: pushed\r\n\r\nhi\r\n", [address("servicedesk")])
+        assert sandbox.deliver(b"Subject: pushed\r\n\r\nhi\r\n", address("servicedesk"))
         assert re.match(rb"\* \d+ EXISTS", stream.readline())
         assert command(b"DONE")[-1].startswith(b"a OK IDLE")
         assert command(b"a LOGOUT")[-1].startswith(b"a OK")

@@ -11,6 +11,7 @@ does not host are accepted and dropped ("external").
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import ssl
 import uuid
@@ -32,6 +33,7 @@ __all__ = [
     "AUTH_FAILED",
     "AUTH_OK",
     "BASIC_AUTH_DISABLED",
+    "ExchangeSMTP",
     "SubmissionHandler",
     "create_smtp",
 ]
@@ -49,6 +51,7 @@ NOT_AUTHENTICATED = "530 5.7.57 Client not authenticated to send mail."
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 # aiosmtpd's own limit only guards memory; the tenant's limit gives Exchange's reply.
 _READ_LIMIT = 200 * 1024 * 1024
+_LINE_LIMIT = 16384
 
 
 class SubmissionHandler:
@@ -153,9 +156,17 @@ class SubmissionHandler:
         return f"250 2.6.0 <{uuid.uuid4()}@{HOSTNAME}> Queued mail for delivery"
 
 
+class ExchangeSMTP(SMTP):
+    """aiosmtpd's SMTP with room for bearer tokens: an XOAUTH2 line is 2-3 KB."""
+
+    line_length_limit = _LINE_LIMIT
+    command_size_limit = _LINE_LIMIT
+    command_size_limits: dict[str, int] = collections.defaultdict(lambda: _LINE_LIMIT)  # noqa: RUF012 - aiosmtpd reads it per class
+
+
 def create_smtp(mail: SandboxMail, tls: ssl.SSLContext, loop: Any = None) -> SMTP:
     """A protocol instance for one connection (``loop.create_server(lambda: ...)``)."""
-    return SMTP(
+    return ExchangeSMTP(
         SubmissionHandler(mail),
         data_size_limit=_READ_LIMIT,
         hostname=HOSTNAME,
