@@ -1,0 +1,314 @@
+"""IMAP import benchmark: mailgate's ImapMailbox against a bare imaplib baseline, on Dovecot.
+
+Run: ``.venv/bin/python bench/imap_import.py [--messages 10000]``. Not a test: it prints figures.
+
+1. Starts the sandbox identity platform and a Dovecot trusting its tokens (tests/interop),
+   gets a token for alice with MSAL, writes N messages of ~20 KB (each with an ~11 KB PDF
+   attachment) straight into the maildir, and lets Dovecot index them once.
+2. Baseline: stdlib imaplib, raw SASL-IR XOAUTH2, ``UID FETCH (BODY.PEEK[])`` in batches of
+   1,000, each message's bytes written to ``<uid>.eml``; no parsing.
+3. mailgate: ``ImapMailbox.search`` + :func:`mailgate.protocols.imap_bulk.fetch_many` writing
+   ``<uid>.eml`` (variant A), and also the decoded attachments (variant B, BODYSTRUCTURE +
+   BODY.PEEK[n]); plus ``fetch_mime`` one message at a time (variant C, for reference).
+4. Prints rates, ratios to the baseline (targets: A ≥ 0.8x, B ≥ 0.5x) and the peak RSS of each
+   variant (VmHWM, reset between variants), then streams one 50 MB message in a subprocess and
+   prints its peak RSS growth (target ≤ 2x the message size).
+
+``DirectorySink`` below is the shape ``mailgate get --save`` can use (temp names + rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import imaplib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import msal  # noqa: E402
+from tests.interop.dovecot import DovecotServer, start_dovecot  # noqa: E402
+from tests.interop.test_streaming import big_message, put  # noqa: E402
+
+from mailgate.mail.filenames import reserve_path, safe_filename  # noqa: E402
+from mailgate.protocols.base import MessageRef, SearchCriteria, Security  # noqa: E402
+from mailgate.protocols.imap import ImapMailbox  # noqa: E402
+from mailgate.protocols.imap_bulk import fetch_many  # noqa: E402
+from mailgate.protocols.imap_results import AttachmentPart  # noqa: E402
+from mailgate.protocols.sasl import xoauth2_initial_response  # noqa: E402
+from mailgate.testing import SandboxController  # noqa: E402
+
+SCOPE = ["https://outlook.office365.com/IMAP.AccessAsUser.All"]
+
+
+def peak_rss() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak() -> None:
+    with contextlib.suppress(OSError):  # Linux >= 4.0: "5" resets VmHWM to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def message(i: int) -> bytes:
+    attachment = base64.encodebytes(os.urandom(11_000)).replace(b"\n", b"\r\n")
+    text = (f"Invoice {i} for services rendered. " * 110).encode()
+    return (
+        (
+            f"From: Vendor {i % 50} <vendor{i % 50}@example.com>\r\n"
+            f"To: alice@contoso.onmicrosoft.com\r\nSubject: Invoice {i}\r\n"
+            f"Date: Mon, 01 Jan 2024 10:{i % 60:02d}:00 +0000\r\n"
+            f"Message-ID: <bench-{i}@example.com>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="BOUNDARY"\r\n\r\n'
+            "--BOUNDARY\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        ).encode()
+        + text
+        + (
+            f'\r\n--BOUNDARY\r\nContent-Type: application/pdf; name="invoice-{i}.pdf"\r\n'
+            f'Content-Disposition: attachment; filename="invoice-{i}.pdf"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + attachment
+        + b"--BOUNDARY--\r\n"
+    )
+
+
+def load(dovecot: DovecotServer, address: str, count: int) -> int:
+    folder = dovecot.maildir(address, "INBOX") / "cur"
+    total = 0
+    stamp = int(time.time())
+    for i in range(count):
+        raw = message(i)
+        total += len(raw)
+        (folder / f"{stamp}.M{i}P{os.getpid()}.bench,S={len(raw)}:2,").write_bytes(raw)
+    dovecot.chown(folder)
+    return total
+
+
+def baseline(port: int, context: ssl.SSLContext, address: str, token: str, out: Path) -> int:
+    imap = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context)
+    response = base64.b64encode(xoauth2_initial_response(address, token)).decode()
+    typ, data = imap._simple_command("AUTHENTICATE", "XOAUTH2", response)  # SASL-IR
+    assert typ == "OK", data
+    imap.state = "AUTH"
+    imap.select("INBOX")
+    _, found = imap.uid("SEARCH", None, "ALL")  # type: ignore[arg-type]
+    uids = found[0].split()
+    count = 0
+    for start in range(0, len(uids), 1000):
+        batch = b",".join(uids[start : start + 1000]).decode()
+        _, items = imap.uid("FETCH", batch, "(BODY.PEEK[])")
+        for item in items:
+            if isinstance(item, tuple):
+                uid = item[0].split(b"UID ")[1].split()[0].decode()
+                (out / f"{uid}.eml").write_bytes(item[1])
+                count += 1
+    imap.logout()
+    return count
+
+
+class DirectorySink:
+    """Writes ``<uid>.eml`` and attachments under ``out``; temp name until complete."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.attachments = out / "attachments"
+        self.attachments.mkdir(exist_ok=True)
+        self.files = 0
+
+    def open(self, ref: MessageRef, part: AttachmentPart | None) -> BinaryIO:
+        uid = ref.id.split(":")[1]
+        if part is None:
+            return open(f"{self.out}/{uid}.eml.part", "wb")
+        name = safe_filename(f"{uid}-{part.filename or 'attachment'}")
+        return reserve_path(self.attachments, name).open("wb")
+
+    def complete(
+        self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO, size: int
+    ) -> None:
+        dest.close()
+        if part is None:
+            os.rename(dest.name, dest.name[:-5])  # drop ".part": the file is complete
+        self.files += 1
+
+    def abort(self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO) -> None:
+        dest.close()
+        Path(dest.name).unlink(missing_ok=True)
+
+
+async def mailgate_bulk(box: ImapMailbox, out: Path, attachments: bool) -> int:
+    async with box:
+        refs = await box.search("INBOX", SearchCriteria())
+        await fetch_many(box, refs, DirectorySink(out), attachments=attachments)
+        return len(refs)
+
+
+async def mailgate_each(box: ImapMailbox, out: Path) -> int:
+    async with box:
+        refs = await box.search("INBOX", SearchCriteria())
+        for ref in refs:
+            with (out / f"{ref.id.split(':')[1]}.eml").open("wb") as dest:
+                await box.fetch_mime(ref, dest)
+        return len(refs)
+
+
+def timed(run: Callable[[], int], scratch: Path) -> tuple[float, int, int]:
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    reset_peak()
+    start = time.perf_counter()
+    count = run()
+    elapsed = time.perf_counter() - start
+    return elapsed, count, peak_rss()
+
+
+def streamed_50mb(
+    dovecot: DovecotServer, idp: SandboxController, address: str, token: str, scratch: Path
+) -> dict[str, Any]:
+    raw = big_message(50 * 1024 * 1024)
+    put(dovecot, address, "Big50", raw)
+    request = {
+        "token": token,
+        "address": address,
+        "port": str(dovecot.ports["imaps"]),
+        "ca_file": idp.ca_file,
+        "folder": "Big50",
+        "dest": str(scratch / "big.eml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.interop.rss_probe"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(done.stdout)
+    report["size"] = len(raw)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2, help="best of N runs per variant")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
+        help="where the .eml files go (default: tmpfs, so disk writeback does not add noise)",
+    )
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    with SandboxController(scratch / "idp") as idp:
+        dovecot = start_dovecot(scratch / "idp", idp.description)
+        try:
+            out = Path(tempfile.mkdtemp(prefix="mailgate-bench-out-", dir=args.out))
+            try:
+                run_bench(idp, dovecot, scratch, out, args.messages, args.rounds)
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+        finally:
+            dovecot.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_bench(
+    idp: SandboxController,
+    dovecot: DovecotServer,
+    scratch: Path,
+    out: Path,
+    count: int,
+    rounds: int,
+) -> None:
+    user = idp.user("alice")
+    app = msal.PublicClientApplication(
+        idp.app("mailgate-public")["client_id"],
+        authority=idp.authority(),
+        instance_discovery=False,
+        http_client=idp.requests_session(),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        token = app.acquire_token_by_username_password(user["upn"], user["password"], SCOPE)[
+            "access_token"
+        ]
+    address, context, port = user["upn"], idp.ssl_context(), dovecot.ports["imaps"]
+    started = time.perf_counter()
+    total = load(dovecot, address, count)
+    print(
+        f"loaded {count} messages, {total / count / 1024:.1f} KiB average, "
+        f"{total / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s"
+    )
+    out.mkdir(exist_ok=True)
+    baseline(port, context, address, token, out)  # let Dovecot index the new mail once
+
+    async def source() -> str:
+        return str(token)
+
+    def box() -> ImapMailbox:
+        return ImapMailbox(
+            address,
+            "127.0.0.1",
+            port,
+            token_source=source,
+            security=Security.TLS,
+            ssl_context=context,
+        )
+
+    def arun(factory: Callable[[], Awaitable[int]]) -> Callable[[], int]:
+        return lambda: asyncio.run(factory())  # type: ignore[arg-type]
+
+    variants: dict[str, Callable[[], int]] = {
+        "baseline imaplib .eml": lambda: baseline(port, context, address, token, out),
+        "mailgate bulk .eml (A)": arun(lambda: mailgate_bulk(box(), out, False)),
+        "mailgate bulk .eml + attachments (B)": arun(lambda: mailgate_bulk(box(), out, True)),
+        "mailgate fetch_mime per message (C)": arun(lambda: mailgate_each(box(), out)),
+    }
+    results: dict[str, tuple[float, int, int]] = {}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            elapsed, done, peak = timed(run, out)
+            assert done == count, (name, done)
+            best = results.get(name)
+            if best is None or elapsed < best[0]:
+                results[name] = (elapsed, done, peak)
+    base_rate = count / results["baseline imaplib .eml"][0]
+    print(f"\n{'variant':40} {'msg/s':>9} {'MiB/s':>7} {'x base':>7} {'peak RSS':>9}")
+    for name, (elapsed, done, peak) in results.items():
+        rate = done / elapsed
+        print(
+            f"{name:40} {rate:9.0f} {rate * total / count / 2**20:7.1f} "
+            f"{rate / base_rate:7.2f} {peak / 2**20:7.0f} MB"
+        )
+    print("targets: A >= 0.80x baseline, B >= 0.50x baseline")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    big = streamed_50mb(dovecot, idp, address, str(token), out)
+    print(
+        f"\n50 MB message via fetch_mime: {big['written']} bytes, peak RSS growth "
+        f"{big['growth'] / 2**20:.1f} MiB ({big['growth'] / big['size']:.2f}x the message; "
+        f"target <= 2x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

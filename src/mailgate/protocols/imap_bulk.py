@@ -1,0 +1,253 @@
+"""Bulk IMAP fetching: many messages (and their attachments) per ``UID FETCH``, streamed to files.
+
+This is the fast path under ``mailgate get --save`` / import: instead of one round trip per
+message, one ``UID FETCH <1,000 uids> (UID BODY.PEEK[])`` per batch, with every literal copied
+in chunks straight into the file a :class:`MessageSink` opens for it.
+
+Attachments, two ways:
+
+- *client* (default when the MIME is fetched too): messages up to :data:`CLIENT_SPLIT_LIMIT`
+  are also kept in memory while streaming and split on their MIME boundaries
+  (:mod:`imap_attachments`); measured on Dovecot this costs a fraction of asking the server;
+- *server* (``mime=False``, or larger messages): BODYSTRUCTURE first, then
+  ``BODY.PEEK[n]`` for just the attachment sections, decoded on the fly (base64 in 4-byte
+  groups; quoted-printable at the end of the part), so a 30 MB attachment never sits in memory.
+
+A sink sees ``open`` → bytes written → ``complete`` for each file, or ``abort`` if the transfer
+failed: write to a temporary name and rename in ``complete`` and no truncated file ever looks
+finished.
+"""
+
+from __future__ import annotations
+
+import binascii
+import quopri
+import re
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, Protocol
+
+from mailgate.errors import ProtocolError
+from mailgate.protocols.base import MessageRef
+from mailgate.protocols.imap import BATCH, ImapMailbox, parse_message_id
+from mailgate.protocols.imap_attachments import split_attachments
+from mailgate.protocols.imap_commands import sequence_set
+from mailgate.protocols.imap_results import AttachmentPart, attachment_parts
+
+__all__ = ["CLIENT_SPLIT_LIMIT", "Base64Decoder", "MessageSink", "fetch_many", "literal_target"]
+
+CLIENT_SPLIT_LIMIT = 4 * 1024 * 1024
+
+_LITERAL_TARGET = re.compile(rb"(?:BODY\[([0-9.]*)\]|BINARY\[([0-9.]*)\]) \{\d+\+?\}\r?\n$")
+_UID = re.compile(rb"[( ]UID (\d+)")
+
+
+class MessageSink(Protocol):
+    """Where fetched messages (``part`` None) and attachments (``part`` given) go."""
+
+    def open(self, ref: MessageRef, part: AttachmentPart | None) -> BinaryIO: ...
+
+    def complete(
+        self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO, size: int
+    ) -> None: ...
+
+    def abort(self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO) -> None: ...
+
+
+def literal_target(chunks: Sequence[bytes]) -> tuple[int | None, str | None]:
+    """For the literal announced at the end of ``chunks[-1]``: the message UID (if already
+    seen in this response) and the section (``""`` for the whole message), else (None, None)."""
+    match = _LITERAL_TARGET.search(chunks[-1])
+    if not match:
+        return None, None
+    section = match.group(1) if match.group(1) is not None else match.group(2)
+    uid = _UID.search(b"".join(chunks))
+    return (int(uid.group(1)) if uid else None), section.decode("ascii")
+
+
+class Base64Decoder:
+    """A file-like writer that base64-decodes what is written, across chunk boundaries."""
+
+    def __init__(self, dest: BinaryIO) -> None:
+        self.dest = dest
+        self.pending = b""
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        clean = self.pending + data.translate(None, b" \t\r\n")
+        usable = len(clean) - len(clean) % 4
+        self.pending = clean[usable:]
+        if usable:
+            self.written += self.dest.write(binascii.a2b_base64(clean[:usable]))
+        return len(data)
+
+    def finish(self) -> None:
+        if self.pending.strip(b"="):
+            padded = self.pending + b"=" * (-len(self.pending) % 4)
+            self.written += self.dest.write(binascii.a2b_base64(padded))
+        self.pending = b""
+
+
+class _Target:
+    """One literal on its way into a sink's file; completes when all its bytes arrived."""
+
+    def __init__(
+        self,
+        sink: MessageSink,
+        ref: MessageRef,
+        part: AttachmentPart | None,
+        size: int,
+        split: bool = False,
+    ) -> None:
+        self.sink, self.ref, self.part, self.size = sink, ref, part, size
+        self.dest = sink.open(ref, part)
+        self.received = 0
+        self.copy = bytearray() if split else None
+        self.decoder = Base64Decoder(self.dest) if part and part.encoding == "base64" else None
+        self.buffer = bytearray() if part and part.encoding == "quoted-printable" else None
+        self.done = False
+        if size == 0:
+            self._finish()
+
+    def write(self, data: bytes) -> int:
+        self.received += len(data)
+        if self.decoder is not None:
+            self.decoder.write(data)
+        elif self.buffer is not None:
+            self.buffer += data
+        else:
+            self.dest.write(data)
+            if self.copy is not None:
+                self.copy += data
+        if self.received >= self.size:
+            self._finish()
+        return len(data)
+
+    def _finish(self) -> None:
+        written = self.received
+        if self.decoder is not None:
+            self.decoder.finish()
+            written = self.decoder.written
+        elif self.buffer is not None:
+            decoded = quopri.decodestring(bytes(self.buffer))
+            written = self.dest.write(decoded)
+        self.done = True
+        self.sink.complete(self.ref, self.part, self.dest, written)
+        if self.copy is not None:
+            for part, data in split_attachments(bytes(self.copy)):
+                dest = self.sink.open(self.ref, part)
+                dest.write(data)
+                self.sink.complete(self.ref, part, dest, len(data))
+            self.copy = None
+
+
+async def fetch_many(
+    box: ImapMailbox,
+    refs: Sequence[MessageRef],
+    sink: MessageSink,
+    *,
+    mime: bool = True,
+    attachments: bool = False,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch each message's MIME (``mime``) and/or decoded attachments into ``sink``.
+
+    Returns the number of messages handled. A failure mid-transfer aborts the open file and
+    raises (TransportError for the network); files completed before stay completed.
+    """
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for ref in refs:
+        groups.setdefault(ref.folder, []).append(parse_message_id(ref))
+    handled = 0
+    for folder, ids in groups.items():
+        uids = await box.select_uids(folder, ids)
+        for start in range(0, len(uids), batch):
+            chunk = uids[start : start + batch]
+            await _fetch_batch(box, folder, chunk, sink, mime, attachments)
+            handled += len(chunk)
+            if progress:
+                progress(handled)
+    return handled
+
+
+async def _fetch_batch(
+    box: ImapMailbox,
+    folder: str,
+    uids: list[int],
+    sink: MessageSink,
+    mime: bool,
+    attachments: bool,
+) -> None:
+    validity = await box.select(folder)
+    parts: dict[int, list[AttachmentPart]] = {}
+    if attachments and mime:
+        sizes = await box.fetch_items(uids, b"(UID RFC822.SIZE)")
+        small = [
+            u
+            for u in uids
+            if int(str(sizes.get(u, {}).get("RFC822.SIZE", 0))) <= CLIENT_SPLIT_LIMIT
+        ]
+        large = [u for u in uids if u not in set(small)]
+        if small:
+            await _run_fetch(box, folder, validity, small, b"(UID BODY.PEEK[])", {}, sink, True)
+        if large:
+            await _fetch_batch(box, folder, large, sink, True, False)
+            await _fetch_batch(box, folder, large, sink, False, True)
+        return
+    if attachments:
+        structures = await box.fetch_items(uids, b"(UID BODYSTRUCTURE)")
+        parts = {
+            uid: attachment_parts(items.get("BODYSTRUCTURE")) for uid, items in structures.items()
+        }
+    # One FETCH per distinct set of sections (usually one: messages share a shape).
+    plans: dict[tuple[str, ...], list[int]] = {}
+    for uid in uids:
+        sections = tuple(p.section for p in parts.get(uid, []))
+        if mime or sections:
+            plans.setdefault(sections, []).append(uid)
+    for sections, members in plans.items():
+        items = [b"UID"] + ([b"BODY.PEEK[]"] if mime else [])
+        items += [f"BODY.PEEK[{s}]".encode() for s in sections]
+        await _run_fetch(
+            box, folder, validity, members, b"(" + b" ".join(items) + b")", parts, sink
+        )
+
+
+async def _run_fetch(
+    box: ImapMailbox,
+    folder: str,
+    validity: int,
+    uids: list[int],
+    request: bytes,
+    parts: dict[int, list[AttachmentPart]],
+    sink: MessageSink,
+    split: bool = False,
+) -> None:
+    current: list[_Target] = []
+
+    def literal_sink(chunks: Sequence[bytes], size: int) -> BinaryIO | None:
+        uid, section = literal_target(chunks)
+        if section is None:
+            return None
+        if uid is None:
+            raise ProtocolError(
+                "The IMAP server sent a message body before its UID.",
+                "report the server's name; fetch messages one by one meanwhile.",
+            )
+        part = None
+        if section:
+            part = next((p for p in parts.get(uid, []) if p.section == section), None)
+            if part is None:
+                return None
+        ref = MessageRef(folder, f"{validity}:{uid}")
+        target = _Target(sink, ref, part, size, split and part is None)
+        current.append(target)
+        return target  # type: ignore[return-value]  # file-like: write() is all that is used
+
+    try:
+        await box.connection.command("UID FETCH", sequence_set(uids), request, sink=literal_sink)
+    except BaseException:
+        for target in current:
+            if not target.done:
+                target.sink.abort(target.ref, target.part, target.dest)
+        raise
