@@ -11,7 +11,8 @@ from typing import BinaryIO
 import pytest
 
 from mailgate.errors import TransportError
-from mailgate.mail.save import eml_filename, extract_attachments, save_stream
+from mailgate.mail.save import DirectorySink, eml_filename, extract_attachments
+from mailgate.protocols.base import MessageRef
 
 
 def _mime_with(names: list[str]) -> bytes:
@@ -33,8 +34,9 @@ def _save(directory: Path, data: bytes, fail_after: int | None = None) -> Path:
         handle.write(data)
         return len(data)
 
-    path, _ = asyncio.run(save_stream(directory, "m.eml", fetch))
-    return path
+    sink = DirectorySink(directory, {"1": "m.eml"})
+    saved = asyncio.run(sink.fetch_one(MessageRef("INBOX", "1"), fetch, attachments=False))
+    return saved.eml_path
 
 
 def test_interrupted_fetch_leaves_nothing(tmp_path: Path) -> None:

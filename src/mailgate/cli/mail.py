@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,17 +19,18 @@ from mailgate.connect import MailboxConnector
 from mailgate.diagnose import StepStatus, run_connection_test
 from mailgate.errors import InvalidInputError
 from mailgate.mail.compose import Attachment, OutgoingMessage, build_message, check_header_value
-from mailgate.mail.save import eml_filename, extract_attachments, save_stream
+from mailgate.mail.save import DirectorySink, eml_filename
 from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address
 from mailgate.paths import data_dir
 from mailgate.protocols.base import (
     Mailbox,
-    MessageRef,
     MessageSummary,
     Protocol,
     SearchCriteria,
     Security,
 )
+from mailgate.protocols.imap import ImapMailbox
+from mailgate.protocols.imap_bulk import fetch_many
 
 mailbox_app = typer.Typer(help="Mailbox profiles: credential + protocol + address + server.")
 T = TypeVar("T")
@@ -186,11 +188,31 @@ def _summary_row(s: MessageSummary) -> dict[str, Any]:
     }
 
 
-def _fetcher(mailbox: Mailbox, ref: MessageRef) -> Callable[[BinaryIO], Awaitable[int]]:
-    async def fetch(handle: BinaryIO) -> int:
-        return await mailbox.fetch_mime(ref, handle)
+async def _save_all(
+    mailbox: Mailbox,
+    summaries: list[MessageSummary],
+    save: Path,
+    attachments: bool,
+    advance: Callable[[int], None],
+) -> DirectorySink:
+    names = {s.ref.id: eml_filename(s.subject, s.date, s.ref.id) for s in summaries}
+    sink = DirectorySink(save, names)
+    refs = [s.ref for s in summaries]
+    if isinstance(mailbox, ImapMailbox):
+        # One UID FETCH per 1,000 messages, streamed to files: the bulk path.
+        done = 0
 
-    return fetch
+        def progress(handled: int) -> None:
+            nonlocal done
+            advance(handled - done)
+            done = handled
+
+        await fetch_many(mailbox, refs, sink, attachments=attachments, progress=progress)
+        return sink
+    for ref in refs:
+        await sink.fetch_one(ref, partial(mailbox.fetch_mime, ref), attachments)
+        advance(1)
+    return sink
 
 
 async def _get(
@@ -203,13 +225,11 @@ async def _get(
     attachments: bool,
     quiet: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
     async with connector.adapter(profile) as mailbox:
         refs = await mailbox.search(folder, criteria, limit)
         summaries = await mailbox.fetch_headers(refs) if refs else []
         if save is None:
-            return [_summary_row(s) for s in summaries], problems
+            return [_summary_row(s) for s in summaries], []
         with Progress(
             TextColumn("saving"),
             BarColumn(),
@@ -219,16 +239,18 @@ async def _get(
             disable=quiet,
         ) as progress:
             task = progress.add_task("save", total=len(summaries))
-            for summary in summaries:
-                name = eml_filename(summary.subject, summary.date, summary.ref.id)
-                path, size = await save_stream(save, name, _fetcher(mailbox, summary.ref))
-                row = _summary_row(summary) | {"eml": str(path), "size": size}
-                if attachments:
-                    files, found = extract_attachments(path)
-                    row["attachments"] = [str(f) for f in files]
-                    problems.extend(f"{path.name}: {p}" for p in found)
-                rows.append(row)
-                progress.advance(task)
+            sink = await _save_all(
+                mailbox, summaries, save, attachments, lambda n: progress.advance(task, n)
+            )
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for summary in summaries:
+        saved = sink.saved[summary.ref.id]
+        row = _summary_row(summary) | {"eml": str(saved.eml_path), "size": saved.size}
+        if attachments:
+            row["attachments"] = [str(f) for f in saved.attachments]
+        problems.extend(f"{saved.eml_path.name}: {p}" for p in saved.problems)
+        rows.append(row)
     return rows, problems
 
 

@@ -18,11 +18,17 @@ from datetime import datetime
 from email import policy
 from email.message import Message
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from mailgate.mail.filenames import reserve_path, safe_filename
+from mailgate.protocols.base import MessageRef
 
-__all__ = ["SavedMessage", "eml_filename", "extract_attachments", "save_stream"]
+__all__ = [
+    "DirectorySink",
+    "SavedMessage",
+    "eml_filename",
+    "extract_attachments",
+]
 
 
 @dataclass
@@ -43,27 +49,6 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     title = re.sub(r"\s+", " ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
     title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
-
-
-async def save_stream(
-    directory: Path, name: str, fetch: Callable[[BinaryIO], Awaitable[int]]
-) -> tuple[Path, int]:
-    """Run ``fetch`` into a temporary file, then move it onto a fresh, reserved ``name``.
-
-    ``fsync`` is left to the caller's durability policy (import jobs sync per batch).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    final = reserve_path(directory, name)
-    temp = final.with_name(f".{final.name}.part")
-    try:
-        with open(temp, "xb") as handle:
-            size = await fetch(handle)
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
-        raise
-    return final, size
 
 
 def _attachment_parts(message: Message) -> list[Message]:
@@ -108,3 +93,73 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
         path.write_bytes(data)
         written.append(path)
     return written, problems
+
+
+class DirectorySink:
+    """Files fetched messages and attachments under one directory, never overwriting.
+
+    Implements the ``open → complete | abort`` protocol of
+    :class:`mailgate.protocols.imap_bulk.MessageSink` (``part`` None is the message itself,
+    otherwise an attachment with a ``filename``), and serves the one-message-at-a-time path of
+    the other protocols too. A message is written to ``.<name>.part`` and renamed onto its
+    reserved name in :meth:`complete`; an aborted one leaves nothing behind.
+    """
+
+    def __init__(self, directory: Path, names: dict[str, str]) -> None:
+        self.directory = directory
+        self.names = names
+        self.saved: dict[str, SavedMessage] = {}
+        self._targets: dict[int, Path] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _attachment_dir(self, ref_id: str) -> Path:
+        saved = self.saved.get(ref_id)
+        stem = saved.eml_path.stem if saved else Path(self.names.get(ref_id, ref_id)).stem
+        target = self.directory / (stem + ".attachments")
+        target.mkdir(exist_ok=True)
+        return target
+
+    def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
+        if part is None:
+            final = reserve_path(self.directory, self.names.get(ref.id, f"{ref.id}.eml"))
+            handle = open(final.with_name(f".{final.name}.part"), "xb")  # noqa: SIM115
+        else:
+            name = getattr(part, "filename", None) or "attachment"
+            final = reserve_path(self._attachment_dir(ref.id), str(name))
+            handle = open(final, "wb")  # noqa: SIM115 - closed in complete/abort
+        self._targets[id(handle)] = final
+        return handle
+
+    def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
+        final = self._targets.pop(id(dest))
+        dest.close()
+        if part is None:
+            os.replace(dest.name, final)
+            self.saved[ref.id] = SavedMessage(final, size)
+        elif ref.id in self.saved:
+            self.saved[ref.id].attachments.append(final)
+
+    def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
+        final = self._targets.pop(id(dest), None)
+        dest.close()
+        Path(str(dest.name)).unlink(missing_ok=True)
+        if final is not None:
+            final.unlink(missing_ok=True)
+
+    async def fetch_one(
+        self, ref: MessageRef, fetch: Callable[[BinaryIO], Awaitable[int]], attachments: bool
+    ) -> SavedMessage:
+        """The generic path: stream one message, then split its attachments locally."""
+        handle = self.open(ref, None)
+        try:
+            size = await fetch(handle)
+        except BaseException:
+            self.abort(ref, None, handle)
+            raise
+        self.complete(ref, None, handle, size)
+        saved = self.saved[ref.id]
+        if attachments:
+            files, problems = extract_attachments(saved.eml_path)
+            saved.attachments.extend(files)
+            saved.problems.extend(problems)
+        return saved
