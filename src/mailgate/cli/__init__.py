@@ -124,7 +124,8 @@ def demo(
 def main() -> None:
     """Console-script entry point: run the app, turn every failure into a readable message."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of typer.Exit.
+        code = app(standalone_mode=False)
     except MailgateError as exc:
         print_error(exc)
         sys.exit(exc.exit_code)
@@ -149,3 +150,5 @@ def main() -> None:
             markup=True,
         )
         sys.exit(70)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -172,6 +172,11 @@ async def run_connection_test(
     try:
         try:
             await adapter.connect()
+        except MailboxAccessError as exc:
+            # By definition the token was accepted: the mailbox is what cannot be used.
+            steps.append(Step("authentication", StepStatus.PASS, "token accepted"))
+            steps.append(failed("mailbox access", exc))
+            return report
         except MailgateError as exc:
             steps.append(failed("authentication", exc))
             return report

@@ -1,0 +1,228 @@
+"""``mailgate test``, ``get`` and ``send`` end to end against the sandbox's five mail endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailgate.testing import SandboxController
+from tests.conftest import Cli, assert_no_traceback
+
+DOMAIN = "contoso.onmicrosoft.com"
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxController]:
+    with SandboxController(tmp_path_factory.mktemp("mail-idp")) as controller:
+        yield controller
+
+
+@pytest.fixture
+def mcli(cli: Cli, idp: SandboxController) -> Cli:
+    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
+    tenant = idp.tenant("contoso")["id"]
+    for name, app in (
+        ("daemon", "mailgate-daemon"),
+        ("nosp", "mailgate-nosp"),
+        ("wrongsp", "mailgate-wrongsp"),
+    ):
+        secret = next(s for s in idp.app(app)["secrets"] if not s["expired"])["value"]
+        result = cli(
+            "creds",
+            "add",
+            name,
+            "--kind",
+            "client-secret",
+            "--cloud",
+            "sandbox",
+            "--tenant",
+            tenant,
+            "--client-id",
+            idp.app(app)["client_id"],
+            "--secret-stdin",
+            input=secret + "\n",
+        )
+        assert result.code == 0, result.text
+    alice = idp.user("alice")
+    result = cli(
+        "creds",
+        "add",
+        "alice",
+        "--kind",
+        "password",
+        "--cloud",
+        "sandbox",
+        "--tenant",
+        tenant,
+        "--client-id",
+        idp.app("mailgate-public")["client_id"],
+        "--username",
+        alice["upn"],
+        "--secret-stdin",
+        input=alice["password"] + "\n",
+    )
+    assert result.code == 0, result.text
+    return cli
+
+
+def _mailbox(cli: Cli, name: str, credential: str, protocol: str, user: str) -> None:
+    result = cli(
+        "mailbox",
+        "add",
+        name,
+        "--credential",
+        credential,
+        "--protocol",
+        protocol,
+        "--address",
+        f"{user}@{DOMAIN}",
+    )
+    assert result.code == 0, result.text
+
+
+@pytest.mark.parametrize(
+    ("credential", "protocol", "user"),
+    [
+        ("daemon", "imap", "approvals"),
+        ("daemon", "pop", "approvals"),
+        ("daemon", "graph", "approvals"),
+        ("daemon", "ews", "servicedesk"),
+        ("alice", "imap", "alice"),
+        ("alice", "graph", "alice"),
+    ],
+)
+def test_connection_successful(mcli: Cli, credential: str, protocol: str, user: str) -> None:
+    _mailbox(mcli, "m", credential, protocol, user)
+    result = mcli("test", "m")
+    assert result.code == 0, result.text
+    assert result.out.strip().endswith("Connection successful")
+    for step in ("endpoint", "token", "token claims", "authentication", "mailbox access"):
+        assert f"✔ {step}:" in result.out
+
+
+def test_send_test_mail_over_smtp(mcli: Cli) -> None:
+    _mailbox(mcli, "out", "daemon", "smtp", "approvals")
+    result = mcli("test", "out", "--send-test-mail", f"servicedesk@{DOMAIN}", "--json")
+    report = json.loads(result.out)
+    assert result.code == 0 and report["ok"], result.text
+    assert [s["name"] for s in report["steps"]][-1] == "test mail"
+
+
+CASES = {
+    # (credential, protocol, mailbox) -> (failed step, words, PowerShell start)
+    "not-connected": (
+        ("daemon", "imap", "bob"),
+        "mailbox access",
+        "user=",
+        "Add-MailboxPermission -Identity bob@",
+    ),
+    "sp-not-registered": (
+        ("nosp", "imap", "approvals"),
+        "authentication",
+        "service principal",
+        "New-ServicePrincipal -AppId ",
+    ),
+    "wrong-sp-object-id": (
+        ("wrongsp", "pop", "approvals"),
+        "authentication",
+        "enterprise",
+        "New-ServicePrincipal -AppId ",
+    ),
+    "access-policy": (
+        ("daemon", "ews", "alice"),
+        "mailbox access",
+        "application access policy",
+        "Test-ApplicationAccessPolicy -Identity alice@",
+    ),
+    "graph-access-policy": (
+        ("daemon", "graph", "alice"),
+        "mailbox access",
+        "application access policy",
+        "Test-ApplicationAccessPolicy",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_failures_name_step_cause_and_fix(mcli: Cli, case: str) -> None:
+    (credential, protocol, user), step, words, command = CASES[case]
+    _mailbox(mcli, "m", credential, protocol, user)
+    result = mcli("test", "m")
+    assert result.code == 1, result.text
+    assert f"Connection failed at step '{step}'" in result.out
+    assert f"✘ {step}:" in result.out
+    assert words in result.out, result.out
+    assert "fix:" in result.out
+    if command:
+        assert command in result.out, result.out
+    assert_no_traceback(result)
+
+
+def test_smtp_auth_disabled(mcli: Cli) -> None:
+    _mailbox(mcli, "nr", "daemon", "smtp", "noreply")
+    result = mcli("test", "nr", "--send-test-mail", f"alice@{DOMAIN}")
+    assert result.code == 1
+    assert "Set-CASMailbox -Identity noreply@" in result.out
+
+
+def test_send_then_get_save_with_attachment(mcli: Cli, tmp_path: Path) -> None:
+    _mailbox(mcli, "out", "daemon", "smtp", "approvals")
+    _mailbox(mcli, "in", "daemon", "imap", "servicedesk")
+    _mailbox(mcli, "in-graph", "daemon", "graph", "servicedesk")
+    attachment = tmp_path / "../invoice 4711.pdf"
+    attachment.write_bytes(b"%PDF-1.4 fake invoice")
+    sent = mcli(
+        "send",
+        "out",
+        "--to",
+        f"servicedesk@{DOMAIN}",
+        "--subject",
+        "PO 4711 approval",
+        "--text",
+        "Please approve.",
+        "--attach",
+        str(attachment),
+    )
+    assert sent.code == 0, sent.text
+    for name in ("in", "in-graph"):
+        listed = json.loads(mcli("get", name, "--subject", "PO 4711", "--json").out)
+        assert [row["subject"] for row in listed] == ["PO 4711 approval"]
+        out = tmp_path / f"saved-{name}"
+        saved = mcli("get", name, "--subject", "PO 4711", "--save", str(out), "--json")
+        assert saved.code == 0, saved.text
+        row = json.loads(saved.out)[0]
+        assert Path(row["eml"]).read_bytes().count(b"PO 4711 approval") >= 1
+        assert [Path(a).name for a in row["attachments"]] == ["invoice 4711.pdf"]
+        assert Path(row["attachments"][0]).read_bytes() == b"%PDF-1.4 fake invoice"
+        assert all(Path(a).resolve().is_relative_to(out.resolve()) for a in row["attachments"])
+
+
+def test_pop_cannot_move_says_so(mcli: Cli) -> None:
+    _mailbox(mcli, "p", "daemon", "pop", "approvals")
+    result = mcli("send", "p", "--to", f"alice@{DOMAIN}", "--subject", "x", "--text", "y")
+    assert result.code == 2
+    assert "POP cannot send" in result.err and "SMTP" in result.err
+    assert_no_traceback(result)
+
+
+def test_unreachable_server_is_the_endpoint_step(mcli: Cli) -> None:
+    result = mcli(
+        "mailbox",
+        "add",
+        "dead",
+        "--credential",
+        "daemon",
+        "--protocol",
+        "imap",
+        "--address",
+        f"approvals@{DOMAIN}",
+        "--server",
+        "127.0.0.1:9",
+    )
+    assert result.code == 0
+    tested = mcli("test", "dead")
+    assert tested.code == 1 and "Connection failed at step 'endpoint'" in tested.out
+    assert "check the server name and port" in tested.out
