@@ -103,12 +103,16 @@ def make_message(subject: str, sender: str = "someone@external.example", **extra
 
 
 def seed_folder(
-    sandbox: SandboxController, count: int, address: str = SHARED, **kwargs: Any
+    sandbox: SandboxController,
+    count: int,
+    address: str = SHARED,
+    parent: str | None = None,
+    **kwargs: Any,
 ) -> StoredFolder:
-    """A new folder with ``count`` messages received one minute apart (oldest first);
-    even-numbered ones are read."""
+    """A new folder (under ``parent``) with ``count`` messages received one minute apart
+    (oldest first); even-numbered ones are read."""
     box = mailbox(sandbox, address)
-    folder = box.create_folder(f"t-{uuid.uuid4().hex[:10]}")
+    folder = box.create_folder(f"t-{uuid.uuid4().hex[:10]}", parent)
     start = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     for index in range(count):
         box.append(

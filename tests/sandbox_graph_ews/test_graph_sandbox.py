@@ -63,7 +63,8 @@ def test_folders_well_known_children_and_create(graph: httpx.Client) -> None:
     created = graph.post(f"{USER}/mailFolders/inbox/childFolders", json={"displayName": "Sub"})
     assert created.status_code == 201
     children = graph.get(f"{USER}/mailFolders/{inbox['id']}/childFolders").json()["value"]
-    assert [c["id"] for c in children] == [created.json()["id"]]
+    assert created.json()["id"] in [c["id"] for c in children]
+    assert created.json()["parentFolderId"] == inbox["id"]
     again = graph.post(f"{USER}/mailFolders/inbox/childFolders", json={"displayName": "Sub"})
     graph_error(again, 409, "ErrorFolderExists")
     graph_error(graph.get(f"{USER}/mailFolders/nope"), 404, "ErrorItemNotFound")
@@ -125,7 +126,10 @@ def test_message_json_and_mime_value(sandbox: SandboxController, graph: httpx.Cl
 def test_patch_move_delete(sandbox: SandboxController, graph: httpx.Client) -> None:
     folder = seed_folder(sandbox, 3)
     box = mailbox(sandbox)
-    first, second, third = (m.item_id for m in box.messages(folder.folder_id))
+    stored = box.messages(folder.folder_id)
+    first, second, third = (m.item_id for m in stored)
+    # Message-IDs are unique per seeded message; other tests share the mailbox.
+    second_mid, third_mid = stored[1].message_id, stored[2].message_id
     patched = graph.patch(f"{USER}/messages/{second}", json={"isRead": True})
     assert patched.status_code == 200 and patched.json()["isRead"] is True
     assert graph.get(f"{USER}/messages/{second}").json()["isRead"] is True
@@ -141,11 +145,10 @@ def test_patch_move_delete(sandbox: SandboxController, graph: httpx.Client) -> N
     assert copied.status_code == 201 and copied.json()["id"] != new_id
 
     assert graph.delete(f"{USER}/messages/{second}").status_code == 204
-    deleted = box.messages("deleteditems")
-    assert any(m.subject == "Message 01" for m in deleted)
+    assert any(m.message_id == second_mid for m in box.messages("deleteditems"))
     assert graph.post(f"{USER}/messages/{third}/permanentDelete").status_code == 204
     graph_error(graph.get(f"{USER}/messages/{third}"), 404, "ErrorItemNotFound")
-    assert all(m.subject != "Message 02" for m in box.messages("deleteditems"))
+    assert all(m.message_id != third_mid for m in box.messages("deleteditems"))
     assert box.messages(folder.folder_id) == []
 
 

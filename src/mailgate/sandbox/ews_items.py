@@ -135,7 +135,8 @@ def update_item(ctx: EwsContext) -> list[ET.Element]:
                 unsupported = True
                 continue
             value = (update.findtext(f"{t('Message')}/{t('IsRead')}") or "false").lower()
-            (add if value == "true" else remove).add("\\Seen")
+            # xs:boolean: exchangelib writes 1/0, others true/false.
+            (add if value in ("true", "1") else remove).add("\\Seen")
         if unsupported:
             messages.append(
                 response_message(

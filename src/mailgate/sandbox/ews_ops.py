@@ -56,7 +56,7 @@ class FolderRef:
     """A resolved folder: a stored one, or the synthetic root / msgfolderroot."""
 
     folder: StoredFolder | None
-    synthetic: str = ""  # "root" or "msgfolderroot" when folder is None
+    synthetic: str = ""  # "root", "msgfolderroot"... when folder is None
 
     @property
     def store_id(self) -> str:
@@ -66,7 +66,13 @@ class FolderRef:
 
 def _root_ids(box: StoredMailbox) -> dict[str, str]:
     top = root_folder_id(box)
-    return {"msgfolderroot": top, "root": top + "-root"}
+    # Recoverable Items/Deletions exists so clients that look it up after a SoftDelete
+    # (exchangelib does) find it; the sandbox's soft deletes go to Deleted Items instead.
+    return {
+        "msgfolderroot": top,
+        "root": top + "-root",
+        "recoverableitemsdeletions": top + "-rid",
+    }
 
 
 def mailbox_of(operation: ET.Element) -> str | None:
@@ -101,6 +107,8 @@ def _view(ctx: EwsContext, ref: FolderRef, folders: list[StoredFolder]) -> Folde
     if ref.folder is None:
         if ref.synthetic == "root":
             return FolderView(ids["root"], "", "", 1, 0, 0)
+        if ref.synthetic == "recoverableitemsdeletions":
+            return FolderView(ids[ref.synthetic], "Deletions", ids["root"], 0, 0, 0)
         top = sum(1 for f in folders if f.parent_id is None)
         return FolderView(ids["msgfolderroot"], "Top of Information Store", ids["root"], top, 0, 0)
     folder = ref.folder

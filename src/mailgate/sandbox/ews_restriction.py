@@ -3,6 +3,7 @@
 The Restriction subset (anything else is ``ErrorUnsupportedQueryFilter``)::
 
     IsEqualTo     message:IsRead | item:HasAttachments | message:From | message:Sender
+                  | item:Subject
     Contains      item:Subject (Substring, FullString or Prefixed; matched ignoring case)
     IsGreaterThan[OrEqualTo] / IsLessThan[OrEqualTo] / IsEqualTo   item:DateTimeReceived
     And           of the above
@@ -60,9 +61,10 @@ def _field(elem: ET.Element) -> Field:
 
 def _value(field: Field, text: str) -> bool | str:
     if field in ("isRead", "hasAttachments"):
-        if text.lower() not in ("true", "false"):
+        # xs:boolean also allows 1 and 0 (exchangelib writes those).
+        if text.lower() not in ("true", "false", "1", "0"):
             raise SoapError("ErrorInvalidValueForProperty", f"'{text}' is not a boolean.")
-        return text.lower() == "true"
+        return text.lower() in ("true", "1")
     return text
 
 
@@ -88,7 +90,7 @@ def _condition(elem: ET.Element) -> list[Condition]:
                 return [Condition(field, op, parse_datetime(text))]
             except QueryError as exc:
                 raise SoapError("ErrorInvalidValueForProperty", exc.message) from exc
-        if op not in ("eq", "ne") or field == "subject":
+        if op not in ("eq", "ne"):
             raise _unsupported(f"{local} on {field}")
         return [Condition(field, op, _value(field, text))]
     raise _unsupported(local)
