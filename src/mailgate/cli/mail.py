@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,19 +17,17 @@ from mailgate.cli._output import console, err_console, print_json, warn
 from mailgate.connect import MailboxConnector
 from mailgate.diagnose import StepStatus, run_connection_test
 from mailgate.errors import InvalidInputError
-from mailgate.mail.compose import Attachment, OutgoingMessage, build_message, check_header_value
-from mailgate.mail.save import DirectorySink, eml_filename
+from mailgate.jobs.get import get_messages
+from mailgate.jobs.send import send_message
+from mailgate.mail.compose import Attachment, OutgoingMessage, check_header_value
 from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address
 from mailgate.paths import data_dir
 from mailgate.protocols.base import (
-    Mailbox,
     MessageSummary,
     Protocol,
     SearchCriteria,
     Security,
 )
-from mailgate.protocols.imap import ImapMailbox
-from mailgate.protocols.imap_bulk import fetch_many
 
 mailbox_app = typer.Typer(help="Mailbox profiles: credential + protocol + address + server.")
 T = TypeVar("T")
@@ -188,70 +185,46 @@ def _summary_row(s: MessageSummary) -> dict[str, Any]:
     }
 
 
-async def _save_all(
-    mailbox: Mailbox,
-    summaries: list[MessageSummary],
-    save: Path,
-    attachments: bool,
-    advance: Callable[[int], None],
-) -> DirectorySink:
-    names = {s.ref.id: eml_filename(s.subject, s.date, s.ref.id) for s in summaries}
-    sink = DirectorySink(save, names)
-    refs = [s.ref for s in summaries]
-    if isinstance(mailbox, ImapMailbox):
-        # One UID FETCH per 1,000 messages, streamed to files: the bulk path.
-        done = 0
-
-        def progress(handled: int) -> None:
-            nonlocal done
-            advance(handled - done)
-            done = handled
-
-        await fetch_many(mailbox, refs, sink, attachments=attachments, progress=progress)
-        return sink
-    for ref in refs:
-        await sink.fetch_one(ref, partial(mailbox.fetch_mime, ref), attachments)
-        advance(1)
-    return sink
-
-
 async def _get(
     connector: MailboxConnector,
     profile: MailboxProfile,
-    folder: str,
+    folder: str | None,
     criteria: SearchCriteria,
     limit: int | None,
     save: Path | None,
     attachments: bool,
     quiet: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    async with connector.adapter(profile) as mailbox:
-        refs = await mailbox.search(folder, criteria, limit)
-        summaries = await mailbox.fetch_headers(refs) if refs else []
-        if save is None:
-            return [_summary_row(s) for s in summaries], []
-        with Progress(
-            TextColumn("saving"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=quiet,
-        ) as progress:
-            task = progress.add_task("save", total=len(summaries))
-            sink = await _save_all(
-                mailbox, summaries, save, attachments, lambda n: progress.advance(task, n)
-            )
+    with Progress(
+        TextColumn("saving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or save is None,
+    ) as progress:
+        task = progress.add_task("save", total=None)
+        result = await get_messages(
+            connector,
+            profile,
+            criteria,
+            folder=folder,
+            limit=limit,
+            save=save,
+            attachments=attachments,
+            on_found=lambda n: progress.update(task, total=n),
+            advance=lambda n: progress.advance(task, n),
+        )
     rows: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for summary in summaries:
-        saved = sink.saved[summary.ref.id]
-        row = _summary_row(summary) | {"eml": str(saved.eml_path), "size": saved.size}
-        if attachments:
-            row["attachments"] = [str(f) for f in saved.attachments]
-        problems.extend(f"{saved.eml_path.name}: {p}" for p in saved.problems)
+    for summary in result.summaries:
+        row = _summary_row(summary)
+        saved = result.saved.get(summary.ref.id)
+        if saved is not None:
+            row |= {"eml": str(saved.eml_path), "size": saved.size}
+            if attachments:
+                row["attachments"] = [str(f) for f in saved.attachments]
         rows.append(row)
-    return rows, problems
+    return rows, result.problems
 
 
 def get(
@@ -347,21 +320,9 @@ def send(
         reply_to=tuple(reply_to or ()),
         attachments=tuple(Attachment.from_path(p) for p in attach or ()),
     )
-    mime = build_message(message)
-    connector = _connector()
-
-    async def go() -> None:
-        async with connector.adapter(profile) as box:
-            await box.send(
-                mime.as_bytes(),
-                sender=parse_address(message.sender.split("<")[-1].rstrip(">"), "--from"),
-                recipients=message.recipients,
-            )
-
-    _run(go())
+    message_id = _run(send_message(_connector(), profile, message))
     console.print(
-        f"Sent '{subject}' to {len(message.recipients)} recipients "
-        f"(Message-ID {mime['Message-ID']})."
+        f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id})."
     )
 
 

@@ -1,0 +1,1 @@
+"""Jobs over mailboxes: get (list/save), and later import, outbox, triggers, approvals."""

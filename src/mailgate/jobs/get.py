@@ -1,0 +1,86 @@
+"""``get``: find messages and optionally save them (and their attachments), changing nothing.
+
+The Python API under ``mailgate get`` and the demo. Saving uses IMAP's bulk fetch (1,000
+messages per ``UID FETCH``, streamed to files) and one message at a time elsewhere, both through
+:class:`~mailgate.mail.save.DirectorySink`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from mailgate.connect import MailboxConnector
+from mailgate.mail.save import DirectorySink, SavedMessage, eml_filename
+from mailgate.mailboxes import MailboxProfile
+from mailgate.protocols.base import Mailbox, MessageSummary, SearchCriteria
+from mailgate.protocols.imap import ImapMailbox
+from mailgate.protocols.imap_bulk import fetch_many
+
+__all__ = ["GetResult", "get_messages"]
+
+
+@dataclass
+class GetResult:
+    """The messages found and, when saved, where each went."""
+
+    summaries: list[MessageSummary]
+    saved: dict[str, SavedMessage] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{s.eml_path.name}: {p}" for s in self.saved.values() for p in s.problems]
+
+
+async def _save_all(
+    mailbox: Mailbox,
+    summaries: list[MessageSummary],
+    directory: Path,
+    attachments: bool,
+    advance: Callable[[int], None],
+) -> DirectorySink:
+    names = {s.ref.id: eml_filename(s.subject, s.date, s.ref.id) for s in summaries}
+    sink = DirectorySink(directory, names)
+    refs = [s.ref for s in summaries]
+    if isinstance(mailbox, ImapMailbox):
+        done = 0
+
+        def progress(handled: int) -> None:
+            nonlocal done
+            advance(handled - done)
+            done = handled
+
+        await fetch_many(mailbox, refs, sink, attachments=attachments, progress=progress)
+        return sink
+    for ref in refs:
+        await sink.fetch_one(ref, partial(mailbox.fetch_mime, ref), attachments)
+        advance(1)
+    return sink
+
+
+async def get_messages(
+    connector: MailboxConnector,
+    profile: MailboxProfile,
+    criteria: SearchCriteria,
+    *,
+    folder: str | None = None,
+    limit: int | None = None,
+    save: Path | None = None,
+    attachments: bool = True,
+    on_found: Callable[[int], None] = lambda _n: None,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> GetResult:
+    """Search ``folder`` (default: the profile's) and fetch headers; save when ``save`` is set.
+
+    ``on_found`` gets the number of matches before saving starts, ``advance`` the progress.
+    """
+    async with connector.adapter(profile) as mailbox:
+        refs = await mailbox.search(folder or profile.default_folder, criteria, limit)
+        summaries = await mailbox.fetch_headers(refs) if refs else []
+        on_found(len(summaries))
+        if save is None or not summaries:
+            return GetResult(summaries)
+        sink = await _save_all(mailbox, summaries, save, attachments, advance)
+    return GetResult(summaries, sink.saved)
