@@ -18,7 +18,8 @@ archive, msgfolderroot)::
 
 Every request is authorised with :func:`~mailgate.sandbox.exchange_rules.check_access` and
 counted per (app id, mailbox) by :class:`~mailgate.sandbox.graph_throttle.Throttle`. The
-operations live in :mod:`mailgate.sandbox.graph_ops`; this module only does HTTP.
+operations live in :mod:`mailgate.sandbox.graph_ops` and
+:mod:`~mailgate.sandbox.graph_sync`; this module only does HTTP.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mailgate.sandbox import graph_ops
+from mailgate.sandbox import graph_ops, graph_sync
 from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
 from mailgate.sandbox.graph_delta import DeltaTokens
 from mailgate.sandbox.graph_json import error_body
@@ -206,7 +207,7 @@ def create_graph_router(mail: SandboxMail, service: GraphService | None = None) 
     route("GET", "/mailFolders/{folder}", graph_ops.get_folder)
     route("GET", "/mailFolders/{folder}/childFolders", graph_ops.list_folders)
     route("POST", "/mailFolders/{folder}/childFolders", graph_ops.create_folder, write=True)
-    route("GET", "/mailFolders/{folder}/messages/delta", graph_ops.delta)
+    route("GET", "/mailFolders/{folder}/messages/delta", graph_sync.delta)
     route("GET", "/mailFolders/{folder}/messages", graph_ops.list_messages)
     route("POST", "/mailFolders/{folder}/messages", graph_ops.create_message, write=True)
     route("GET", "/messages", graph_ops.list_messages)

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mailgate.sandbox.exchange_rules import GRAPH_SEND, MailAccess, MailAccessDenied, check_send_as
-from mailgate.sandbox.graph_delta import DeltaState, DeltaTokens, page_size
+from mailgate.sandbox.graph_delta import DeltaTokens
 from mailgate.sandbox.graph_json import (
     FolderView,
     MessageView,
@@ -46,6 +46,7 @@ from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox, StoredMessag
 __all__ = [
     "GraphContext",
     "GraphError",
+    "folder_of",
     "message_facts",
     "message_view",
     "root_folder_id",
@@ -131,7 +132,7 @@ def _is_root(box: StoredMailbox, key: str) -> bool:
     return key.lower() in ("msgfolderroot", "root") or key == root_folder_id(box)
 
 
-def _folder(ctx: GraphContext, key: str) -> StoredFolder:
+def folder_of(ctx: GraphContext, key: str) -> StoredFolder:
     try:
         return ctx.box.folder(key)
     except KeyError as exc:
@@ -190,7 +191,7 @@ def list_folders(ctx: GraphContext) -> Response:
     """``GET mailFolders`` (top level) or ``GET mailFolders/{f}/childFolders``."""
     folders = ctx.box.folders()
     if "folder" in ctx.path and not _is_root(ctx.box, ctx.path["folder"]):
-        parent_id: str | None = _folder(ctx, ctx.path["folder"]).folder_id
+        parent_id: str | None = folder_of(ctx, ctx.path["folder"]).folder_id
     else:
         parent_id = None
     chosen = [f for f in folders if f.parent_id == parent_id]
@@ -204,7 +205,7 @@ def get_folder(ctx: GraphContext) -> Response:
     if _is_root(ctx.box, ctx.path["folder"]):
         view = _root_view(ctx.box, folders)
     else:
-        view = _folder_view(ctx.box, _folder(ctx, ctx.path["folder"]), folders)
+        view = _folder_view(ctx.box, folder_of(ctx, ctx.path["folder"]), folders)
     return JSONResponse({"@odata.context": ctx.context("mailFolders/$entity"), **folder_json(view)})
 
 
@@ -215,7 +216,7 @@ def create_folder(ctx: GraphContext) -> Response:
         raise GraphError(400, "ErrorInvalidParameter", "displayName must be a non-empty string.")
     parent = None
     if "folder" in ctx.path and not _is_root(ctx.box, ctx.path["folder"]):
-        parent = _folder(ctx, ctx.path["folder"]).folder_id
+        parent = folder_of(ctx, ctx.path["folder"]).folder_id
     try:
         created = ctx.box.create_folder(name.strip(), parent)
     except ValueError as exc:
@@ -232,7 +233,7 @@ def create_folder(ctx: GraphContext) -> Response:
 def list_messages(ctx: GraphContext) -> Response:
     """``GET messages`` (every folder) or ``GET mailFolders/{f}/messages``."""
     options = parse_options(ctx.params)
-    folders = [_folder(ctx, ctx.path["folder"])] if "folder" in ctx.path else ctx.box.folders()
+    folders = [folder_of(ctx, ctx.path["folder"])] if "folder" in ctx.path else ctx.box.folders()
     found = [
         (folder, msg)
         for folder in folders
@@ -307,7 +308,7 @@ def _destination(ctx: GraphContext) -> StoredFolder:
     dest = ctx.json().get("destinationId")
     if not isinstance(dest, str) or not dest:
         raise GraphError(400, "ErrorInvalidParameter", "destinationId is required.")
-    return _folder(ctx, dest)
+    return folder_of(ctx, dest)
 
 
 def move_message(ctx: GraphContext) -> Response:
@@ -345,7 +346,7 @@ def purge_message(ctx: GraphContext) -> Response:
 
 def create_message(ctx: GraphContext) -> Response:
     """``POST mailFolders/{f}/messages``: a draft from JSON, 201."""
-    folder = _folder(ctx, ctx.path["folder"])
+    folder = folder_of(ctx, ctx.path["folder"])
     try:
         msg = mime_from_json(ctx.json(), ctx.box.address, ctx.now, require_recipients=False)
     except ValueError as exc:
@@ -422,65 +423,3 @@ def send_mail(ctx: GraphContext) -> Response:
     if save:
         ctx.box.append("sentitems", raw, {"\\Seen"})
     return Response(status_code=202)
-
-
-# -- delta ------------------------------------------------------------------------------------
-
-
-def _gone() -> GraphError:
-    return GraphError(
-        410,
-        "syncStateNotFound",
-        "The sync state generation is not found or has expired. Resync the folder without"
-        " a deltatoken.",
-    )
-
-
-def delta(ctx: GraphContext) -> Response:
-    """``GET mailFolders/{f}/messages/delta``: pages of changes, then a deltaLink."""
-    folder = _folder(ctx, ctx.path["folder"])
-    params = dict(ctx.params)
-    mailbox = ctx.box.address.lower()
-    if "$skiptoken" in params or "$deltatoken" in params:
-        token = params.get("$skiptoken") or params["$deltatoken"]
-        state = ctx.delta.redeem(token, mailbox, folder.folder_id)
-        if state is None:
-            raise _gone()
-    else:
-        state = DeltaState(mailbox, folder.folder_id, 0, None, params.get("$select"))
-    if state.pending is None:
-        changes, sync = ctx.box.changes(folder.folder_id, state.sync)
-        state = DeltaState(mailbox, folder.folder_id, sync, tuple(changes), state.select)
-    assert state.pending is not None
-    size = page_size(ctx.headers.get("prefer"))
-    chunk, rest = state.pending[:size], state.pending[size:]
-    select = parse_select(state.select) if state.select else None
-    value: list[dict[str, Any]] = []
-    for change in chunk:
-        try:
-            where, msg = ctx.box.get(change.item_id)
-            present = where.folder_id == folder.folder_id
-        except KeyError:
-            present = False
-        if change.kind == "deleted" or not present:
-            value.append(
-                {
-                    "@odata.type": "#microsoft.graph.message",
-                    "id": change.item_id,
-                    "@removed": {"reason": "deleted"},
-                }
-            )
-        else:
-            value.append(project(message_json(message_view(where, msg), ctx.base_url), select))
-    body: dict[str, Any] = {"@odata.context": ctx.context("messages/$delta"), "value": value}
-    if rest:
-        token = ctx.delta.issue(
-            DeltaState(mailbox, folder.folder_id, state.sync, rest, state.select)
-        )
-        body["@odata.nextLink"] = f"{ctx.url}?$skiptoken={token}"
-    else:
-        token = ctx.delta.issue(
-            DeltaState(mailbox, folder.folder_id, state.sync, None, state.select)
-        )
-        body["@odata.deltaLink"] = f"{ctx.url}?$deltatoken={token}"
-    return JSONResponse(body)
