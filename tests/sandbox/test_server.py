@@ -37,6 +37,7 @@ def test_description_schema(sandbox: SandboxController) -> None:
         "mailgate-noconsent",
         "mailgate-nosp",
         "mailgate-wrongsp",
+        "mailgate-imaponly",
     }
     daemon = sandbox.app("mailgate-daemon")
     assert sorted(s["expired"] for s in daemon["secrets"]) == [False, True]

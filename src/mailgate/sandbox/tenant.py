@@ -381,6 +381,20 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
         }
         for name in ("mailgate-nosp", "mailgate-wrongsp")
     )
+    # Holds only IMAP.AccessAsApp: the connection test's "token lacks the role" case.
+    imaponly = {
+        "name": "mailgate-imaponly",
+        **_ids(),
+        "application_permissions": ["exchange:IMAP.AccessAsApp"],
+        "admin_consent": True,
+        "secrets": [
+            {
+                "key_id": str(uuid.uuid4()),
+                "value": secrets.token_urlsafe(30),
+                "expires": now + timedelta(days=180),
+            }
+        ],
+    }
     exchange = {
         **ExchangeSettings().model_dump(
             exclude={"service_principals", "application_access_policies"}
@@ -410,6 +424,7 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
                     _public_app("mailgate-noconsent", False),
                     nosp,
                     wrongsp,
+                    imaponly,
                 ],
                 "users": [_user(n, contoso, **f) for n, f in _DEMO_USERS.items()],
                 "exchange": exchange,
