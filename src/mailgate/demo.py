@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from mailgate.demo_mail import mail_tour
 from mailgate.errors import MailgateError
 from mailgate.identity import AccessToken, ConsoleInteraction, TokenProvider
 from mailgate.identity.profiles import CredentialRequest, build_profile
@@ -304,6 +305,8 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                 else:
                     failures += 1
                     out.print(f"[red]{name}: expected an error, got a token")
+
+            failures += mail_tour(out, step, root, provider, sandbox)
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -103,4 +103,9 @@ def test_demo_runs_end_to_end(cli: Cli, tmp_path: Path) -> None:
     ):
         assert expected in result.out, expected
     assert re.search(r"5 of 5 tokens came from the encrypted cache", result.out)
+    for profile in ("approvals-graph", "desk-ews", "desk-imap", "desk-pop", "approvals-smtp"):
+        assert f"✔ {profile}: Connection successful" in result.out
+    assert "✘ bob-imap: Connection failed at step 'mailbox access'" in result.out
+    assert "Sent 'PO 4711 approval'" in result.out
+    assert ".attachments/PO-4711.pdf" in result.out
     assert_no_traceback(result)

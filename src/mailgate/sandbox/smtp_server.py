@@ -40,6 +40,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+def _hide_login_data_notice(record: logging.LogRecord) -> bool:
+    # aiosmtpd sets its own deprecated Session.login_data on every AUTH and logs a warning
+    # about it; we use auth_data, so the notice only clutters the demo and test output.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_hide_login_data_notice)
+
 HOSTNAME = "sandbox.mailgate.invalid"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_FAILED = "535 5.7.3 Authentication unsuccessful [sandbox]"
