@@ -268,6 +268,11 @@ def get(
     if json_output:
         print_json(rows)
         return
+    if save is not None:
+        # Thousands of rows help nobody after a bulk save; the files and --json say it all.
+        count = sum(len(r.get("attachments", [])) for r in rows)
+        console.print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
+        return
     table = Table("date", "from", "subject", "size", "read")
     for row in rows:
         table.add_row(
@@ -278,9 +283,6 @@ def get(
             "yes" if row["seen"] else "no",
         )
     console.print(table)
-    if save is not None:
-        count = sum(len(r.get("attachments", [])) for r in rows)
-        console.print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
 
 
 def send(
