@@ -34,7 +34,7 @@ def _save(directory: Path, data: bytes, fail_after: int | None = None) -> Path:
         handle.write(data)
         return len(data)
 
-    sink = DirectorySink(directory, {"1": "m.eml"})
+    sink = DirectorySink(directory)
     saved = asyncio.run(sink.fetch_one(MessageRef("INBOX", "1"), fetch, attachments=False))
     return saved.eml_path
 

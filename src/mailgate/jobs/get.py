@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 
 from mailgate.connect import MailboxConnector
-from mailgate.mail.save import DirectorySink, SavedMessage, eml_filename
+from mailgate.mail.save import DirectorySink, SavedMessage
 from mailgate.mailboxes import MailboxProfile
-from mailgate.protocols.base import Mailbox, MessageSummary, SearchCriteria
+from mailgate.protocols.base import Mailbox, MessageRef, MessageSummary, SearchCriteria
 from mailgate.protocols.imap import ImapMailbox
 from mailgate.protocols.imap_bulk import fetch_many
 
@@ -36,14 +36,12 @@ class GetResult:
 
 async def _save_all(
     mailbox: Mailbox,
-    summaries: list[MessageSummary],
+    refs: list[MessageRef],
     directory: Path,
     attachments: bool,
     advance: Callable[[int], None],
 ) -> DirectorySink:
-    names = {s.ref.id: eml_filename(s.subject, s.date, s.ref.id) for s in summaries}
-    sink = DirectorySink(directory, names)
-    refs = [s.ref for s in summaries]
+    sink = DirectorySink(directory)
     if isinstance(mailbox, ImapMailbox):
         done = 0
 
@@ -78,9 +76,11 @@ async def get_messages(
     """
     async with connector.adapter(profile) as mailbox:
         refs = await mailbox.search(folder or profile.default_folder, criteria, limit)
-        summaries = await mailbox.fetch_headers(refs) if refs else []
-        on_found(len(summaries))
-        if save is None or not summaries:
-            return GetResult(summaries)
-        sink = await _save_all(mailbox, summaries, save, attachments, advance)
+        on_found(len(refs))
+        if save is None:
+            return GetResult(await mailbox.fetch_headers(refs) if refs else [])
+        # Saving streams every message anyway: summaries come from the headers on the way,
+        # not from a second round of header fetches.
+        sink = await _save_all(mailbox, refs, save, attachments, advance)
+    summaries = [s.summary for ref in refs if (s := sink.saved.get(ref.id)) and s.summary]
     return GetResult(summaries, sink.saved)

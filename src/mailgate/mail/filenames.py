@@ -40,7 +40,10 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     # Keep only the last path component a sender may have smuggled in.
     text = re.split(r"[/\\]", text)[-1]
     text = _UNSAFE.sub("_", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
+    if not (text.isascii() and text.isprintable()):  # the common case needs no scan
+        text = "".join(
+            ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp")
+        )
     text = text.strip().strip(".").strip()
     if not text:
         text = fallback

@@ -10,6 +10,7 @@ Broken MIME never stops a run: the raw ``.eml`` is kept and the problem is repor
 from __future__ import annotations
 
 import email
+import io
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -18,10 +19,11 @@ from datetime import datetime
 from email import policy
 from email.message import Message
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from mailgate.mail.filenames import reserve_path, safe_filename
-from mailgate.protocols.base import MessageRef
+from mailgate.mail.headers import header_block, summary_from_headers
+from mailgate.protocols.base import MessageRef, MessageSummary
 
 __all__ = [
     "DirectorySink",
@@ -39,6 +41,7 @@ class SavedMessage:
     size: int
     attachments: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    summary: MessageSummary | None = None
 
 
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
@@ -95,54 +98,80 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     return written, problems
 
 
+_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+
+
+class _HeadKeepingWriter(io.BufferedWriter):
+    """A file writer that also keeps the first bytes written: the message's header block."""
+
+    def __init__(self, path: Path, limit: int = 64 * 1024) -> None:
+        super().__init__(io.FileIO(os.open(path, _EXCLUSIVE, 0o600), "wb"))
+        self.path = path
+        self.head = bytearray()
+        self._limit = limit
+
+    def write(self, data: Any) -> int:
+        if len(self.head) < self._limit:
+            self.head += bytes(data[: self._limit - len(self.head)])
+        return super().write(data)
+
+
 class DirectorySink:
     """Files fetched messages and attachments under one directory, never overwriting.
 
     Implements the ``open → complete | abort`` protocol of
     :class:`mailgate.protocols.imap_bulk.MessageSink` (``part`` None is the message itself,
     otherwise an attachment with a ``filename``), and serves the one-message-at-a-time path of
-    the other protocols too. A message is written to ``.<name>.part`` and renamed onto its
-    reserved name in :meth:`complete`; an aborted one leaves nothing behind.
+    the other protocols too. A message streams into a hidden ``.part`` file; its header block is
+    kept on the way, so :meth:`complete` can summarise the message and name the file
+    (``<date> <subject> [<id>].eml``) without a separate header fetch, then rename it onto a
+    name reserved with ``O_EXCL``. An aborted transfer leaves nothing behind.
     """
 
-    def __init__(self, directory: Path, names: dict[str, str]) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.names = names
         self.saved: dict[str, SavedMessage] = {}
         self._targets: dict[int, Path] = {}
+        self._count = 0
         directory.mkdir(parents=True, exist_ok=True)
 
     def _attachment_dir(self, ref_id: str) -> Path:
         saved = self.saved.get(ref_id)
-        stem = saved.eml_path.stem if saved else Path(self.names.get(ref_id, ref_id)).stem
+        stem = saved.eml_path.stem if saved else safe_filename(ref_id)
         target = self.directory / (stem + ".attachments")
         target.mkdir(exist_ok=True)
         return target
 
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is None:
-            final = reserve_path(self.directory, self.names.get(ref.id, f"{ref.id}.eml"))
-            handle = open(final.with_name(f".{final.name}.part"), "xb")  # noqa: SIM115
-        else:
-            name = getattr(part, "filename", None) or "attachment"
-            final = reserve_path(self._attachment_dir(ref.id), str(name))
-            handle = open(final, "wb")  # noqa: SIM115 - closed in complete/abort
+            # pid + counter: unique without mkstemp's random names; O_EXCL still guards it.
+            self._count += 1
+            temp = self.directory / f".mailgate-{os.getpid()}-{self._count}.part"
+            return cast(BinaryIO, _HeadKeepingWriter(temp))
+        name = getattr(part, "filename", None) or "attachment"
+        final = reserve_path(self._attachment_dir(ref.id), str(name))
+        handle = open(final, "wb")  # noqa: SIM115 - closed in complete/abort
         self._targets[id(handle)] = final
         return handle
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
-        final = self._targets.pop(id(dest))
         dest.close()
-        if part is None:
-            os.replace(dest.name, final)
-            self.saved[ref.id] = SavedMessage(final, size)
-        elif ref.id in self.saved:
-            self.saved[ref.id].attachments.append(final)
+        if part is not None:
+            final = self._targets.pop(id(dest))
+            if ref.id in self.saved:
+                self.saved[ref.id].attachments.append(final)
+            return
+        assert isinstance(dest, _HeadKeepingWriter)
+        summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=size)
+        final = reserve_path(self.directory, eml_filename(summary.subject, summary.date, ref.id))
+        os.replace(dest.path, final)
+        self.saved[ref.id] = SavedMessage(final, size, summary=summary)
 
     def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
         final = self._targets.pop(id(dest), None)
         dest.close()
-        Path(str(dest.name)).unlink(missing_ok=True)
+        if isinstance(dest, _HeadKeepingWriter):
+            dest.path.unlink(missing_ok=True)
         if final is not None:
             final.unlink(missing_ok=True)
 

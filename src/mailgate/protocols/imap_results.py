@@ -11,12 +11,10 @@ import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import AddressHeader
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from urllib.parse import unquote
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
+from mailgate.mail.headers import summary_from_headers
 from mailgate.protocols.base import (
     Folder,
     MailAuthenticationError,
@@ -215,49 +213,20 @@ def parse_internaldate(value: Value) -> datetime:
         raise ParseError(f"bad INTERNALDATE {value!r}") from exc
 
 
-def _addresses(header: object) -> tuple[str, ...]:
-    if isinstance(header, AddressHeader):
-        return tuple(a.addr_spec for a in header.addresses if a.addr_spec)
-    return ()
-
-
 def summary_from_fetch(ref: MessageRef, items: dict[str, Value]) -> MessageSummary:
     """A :class:`MessageSummary` from FETCH items (header fields, FLAGS, size, BODYSTRUCTURE)."""
     header_bytes = next(
         (v for k, v in items.items() if k.startswith("BODY[HEADER") and isinstance(v, bytes)),
         b"",
     )
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(header_bytes)
     raw_flags = items.get("FLAGS")
-    flags = {as_text(f) for f in raw_flags} if isinstance(raw_flags, list) else set()
-
-    def header(name: str) -> object:
-        try:
-            return headers[name]
-        except (ValueError, IndexError, TypeError):  # malformed header: keep going
-            return None
-
-    date = None
-    raw_date = headers.get("Date") if "Date" in headers else None
-    if raw_date:
-        try:
-            date = email.utils.parsedate_to_datetime(str(raw_date))
-        except (TypeError, ValueError):
-            date = None
-    senders = _addresses(header("From"))
     structure = items.get("BODYSTRUCTURE")
     size = items.get("RFC822.SIZE")
-    return MessageSummary(
-        ref=ref,
-        subject=str(header("Subject") or ""),
-        from_address=senders[0] if senders else "",
-        to=_addresses(header("To")),
-        cc=_addresses(header("Cc")),
-        date=date,
-        message_id=str(header("Message-ID") or "").strip() or None,
+    return summary_from_headers(
+        ref,
+        header_bytes,
         size=int(size) if isinstance(size, str) and size.isdigit() else None,
-        seen="\\Seen" in flags,
-        flagged="\\Flagged" in flags,
+        flags=[as_text(f) for f in raw_flags] if isinstance(raw_flags, list) else (),
         has_attachments=bool(attachment_parts(structure)) if structure is not None else None,
     )
 

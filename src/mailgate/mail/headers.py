@@ -1,0 +1,111 @@
+"""Message summaries from raw header bytes: the few fields a listing needs, parsed fast.
+
+Only Subject, From, To, Cc, Date and Message-ID are read: unfolded with one regex, addresses
+split directly unless they carry quotes, comments or encoded words (then ``email.utils`` does
+it). That is many times faster than the ``email`` package's full header parsing, which matters
+when a bulk save summarises 10,000 messages. Malformed values degrade to empty fields, never to
+errors.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterable
+from email.header import decode_header, make_header
+
+from mailgate.protocols.base import MessageRef, MessageSummary
+
+__all__ = ["header_block", "summary_from_headers"]
+
+
+def header_block(data: bytes) -> bytes:
+    """The header part of a message (up to the first empty line), or all of ``data``."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = data.find(separator)
+        if end >= 0:
+            return data[: end + len(separator)]
+    return data
+
+
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_WANTED = frozenset({b"subject", b"from", b"to", b"cc", b"date", b"message-id"})
+
+
+def _fields(headers: bytes) -> dict[bytes, list[str]]:
+    """The wanted fields, unfolded, decoded as UTF-8 (Latin-1 bytes kept as escapes)."""
+    found: dict[bytes, list[str]] = {}
+    for line in _FOLD.sub(b"", headers).splitlines():  # RFC 5322 unfolding drops CRLF only
+        name, colon, value = line.partition(b":")
+        key = name.strip().lower()
+        if colon and key in _WANTED:
+            text = value.strip().decode("utf-8", "replace")
+            found.setdefault(key, []).append(text)
+    return found
+
+
+def _addresses(values: list[str]) -> tuple[str, ...]:
+    result: list[str] = []
+    for value in values:
+        if '"' in value or "(" in value or "=?" in value:
+            # Quoted names, comments or encoded words: the full RFC 5322 parser.
+            result.extend(a for _n, a in email.utils.getaddresses([value]) if "@" in a)
+            continue
+        for part in value.split(","):
+            start, end = part.find("<"), part.rfind(">")
+            address = part[start + 1 : end] if 0 <= start < end else part
+            address = address.strip()
+            if "@" in address:
+                result.append(address)
+    return tuple(result)
+
+
+def _decoded(value: str | None) -> str:
+    """An RFC 2047 header value as text; undecodable parts are kept as they came."""
+    if not value:
+        return ""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, ValueError, UnicodeError):
+        return value
+
+
+def summary_from_headers(
+    ref: MessageRef,
+    headers: bytes,
+    *,
+    size: int | None = None,
+    flags: Iterable[str] = (),
+    has_attachments: bool | None = None,
+) -> MessageSummary:
+    """A :class:`MessageSummary` from a header block (IMAP flag names in ``flags``)."""
+    fields = _fields(headers)
+
+    def first(name: bytes) -> str | None:
+        values = fields.get(name)
+        return values[0] if values else None
+
+    date = None
+    raw_date = first(b"date")
+    if raw_date:
+        try:
+            date = email.utils.parsedate_to_datetime(raw_date)
+        except (TypeError, ValueError, IndexError):
+            date = None
+    senders = _addresses(fields.get(b"from", []))
+    flag_set = set(flags)
+    return MessageSummary(
+        ref=ref,
+        subject=_decoded(first(b"subject")),
+        from_address=senders[0] if senders else "",
+        to=_addresses(fields.get(b"to", [])),
+        cc=_addresses(fields.get(b"cc", [])),
+        date=date,
+        message_id=(first(b"message-id") or "").strip() or None,
+        size=size,
+        seen="\\Seen" in flag_set,
+        flagged="\\Flagged" in flag_set,
+        has_attachments=has_attachments,
+    )
