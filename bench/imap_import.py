@@ -236,6 +236,23 @@ def cli_setup(
     return run
 
 
+async def api_get(scratch: Path, out: Path, attachments: bool) -> int:
+    """The Python API under ``mailgate get --save`` (and the coming import job), in-process."""
+    from mailgate.connect import MailboxConnector
+    from mailgate.identity import TokenProvider
+    from mailgate.jobs.get import get_messages
+    from mailgate.mailboxes import MailboxStore
+    from mailgate.vault import Vault
+
+    vault = Vault(scratch / "home")
+    provider = TokenProvider(vault, sandbox_file=scratch / "idp" / "sandbox.json")
+    profile = MailboxStore(scratch / "home").get("dovecot")
+    result = await get_messages(
+        MailboxConnector(provider), profile, SearchCriteria(), save=out, attachments=attachments
+    )
+    return len(result.saved)
+
+
 def timed(run: Callable[[], int], scratch: Path) -> tuple[float, int, int]:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -349,6 +366,8 @@ def run_bench(
         "baseline imaplib .eml": lambda: baseline(port, context, address, token, out),
         "CLI mailgate get --save --no-attachments": lambda: cli(out, False),
         "CLI mailgate get --save (attachments)": lambda: cli(out, True),
+        "API get_messages(save=) .eml": arun(lambda: api_get(scratch, out, False)),
+        "API get_messages(save=) + attachments": arun(lambda: api_get(scratch, out, True)),
         "mailgate bulk .eml (A)": arun(lambda: mailgate_bulk(box(), out, False)),
         "mailgate bulk .eml + attachments (B)": arun(lambda: mailgate_bulk(box(), out, True)),
         "mailgate fetch_mime per message (C)": arun(lambda: mailgate_each(box(), out)),

@@ -58,11 +58,13 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return (stem or fallback) + ext
 
 
-def reserve_path(directory: Path, name: str) -> Path:
+def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
     """Create an empty file for ``name`` inside ``directory`` without overwriting anything.
 
     The file is created with ``O_EXCL`` (and ``O_NOFOLLOW``), so a concurrent writer or a planted
     symlink cannot make two messages share a file or a write land outside ``directory``.
+    ``resolved=True`` says ``directory`` is already absolute and free of symlinks (saves the
+    ``resolve()`` per file in bulk saves).
     """
     base = safe_filename(name)
     stem, dot, ext = base.rpartition(".")
@@ -70,7 +72,7 @@ def reserve_path(directory: Path, name: str) -> Path:
         stem, ext = base, ""
     else:
         ext = "." + ext
-    root = directory.resolve()
+    root = directory if resolved else directory.resolve()
     for n in range(1, 10_000):
         candidate = root / (base if n == 1 else f"{stem}-{n}{ext}")
         if candidate.parent != root:  # pragma: no cover - safe_filename forbids separators

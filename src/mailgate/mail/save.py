@@ -129,11 +129,11 @@ class DirectorySink:
     """
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory.resolve()
         self.saved: dict[str, SavedMessage] = {}
         self._targets: dict[int, Path] = {}
         self._count = 0
-        directory.mkdir(parents=True, exist_ok=True)
 
     def _attachment_dir(self, ref_id: str) -> Path:
         saved = self.saved.get(ref_id)
@@ -163,7 +163,8 @@ class DirectorySink:
             return
         assert isinstance(dest, _HeadKeepingWriter)
         summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=size)
-        final = reserve_path(self.directory, eml_filename(summary.subject, summary.date, ref.id))
+        name = eml_filename(summary.subject, summary.date, ref.id)
+        final = reserve_path(self.directory, name, resolved=True)
         os.replace(dest.path, final)
         self.saved[ref.id] = SavedMessage(final, size, summary=summary)
 
