@@ -25,17 +25,16 @@ from collections.abc import AsyncIterator, Sequence
 from typing import BinaryIO, ClassVar
 
 from mailgate.errors import ConfigurationError, ProtocolError
-from mailgate.protocols._mailstream import check_security, open_stream
+from mailgate.protocols._mailstream import open_stream
+from mailgate.protocols._socket_mailbox import SocketMailbox
 from mailgate.protocols.base import (
     Folder,
-    Mailbox,
     MessageRef,
     MessageSummary,
     Operation,
     Protocol,
     SearchCriteria,
     Security,
-    TokenSource,
 )
 from mailgate.protocols.imap_commands import (
     Literal,
@@ -87,46 +86,19 @@ def _group(refs: Sequence[MessageRef]) -> dict[str, list[tuple[int, int]]]:
     return groups
 
 
-class ImapMailbox(Mailbox):
+class ImapMailbox(SocketMailbox):
     """One mailbox over IMAP with an OAuth bearer token; ``address`` is the SASL user."""
 
     protocol: ClassVar[Protocol] = Protocol.IMAP
     operations: ClassVar[frozenset[Operation]] = frozenset(Operation) - {Operation.SEND}
     idle_renew_seconds: ClassVar[float] = 25 * 60  # servers drop IDLE after 30 min
 
-    def __init__(
-        self,
-        address: str,
-        host: str,
-        port: int,
-        *,
-        token_source: TokenSource,
-        security: Security = Security.TLS,
-        ssl_context: ssl.SSLContext | None = None,
-        mechanism: str = "XOAUTH2",
-        timeout: float = 30.0,
-    ) -> None:
-        if mechanism.upper() not in ("XOAUTH2", "OAUTHBEARER"):
-            raise ConfigurationError(
-                f"Unsupported SASL mechanism {mechanism!r}.", "use XOAUTH2 or OAUTHBEARER."
-            )
-        check_security(host, security)
-        self.address = address
-        self.host = host
-        self.port = port
-        self.security = security
-        self.ssl_context = ssl_context
-        self.mechanism = mechanism.upper()
-        self.timeout = timeout
-        self._token_source = token_source
+    def _init_state(self) -> None:
         self._conn: ImapConnection | None = None
         self._delimiter: str | None = None
         self._selected: str | None = None
         self._uidvalidity = 0
         self._uidnext = 0
-
-    def __repr__(self) -> str:
-        return f"ImapMailbox({self.address!r}, {self.host!r}, {self.port})"
 
     # -- connection --------------------------------------------------------------------------
 

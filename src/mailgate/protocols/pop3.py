@@ -24,11 +24,11 @@ from email.policy import default as default_policy
 from typing import BinaryIO, ClassVar
 
 from mailgate.errors import ConfigurationError, MailgateError, ProtocolError
-from mailgate.protocols._mailstream import MailStream, check_security, open_stream
+from mailgate.protocols._mailstream import MailStream, open_stream
+from mailgate.protocols._socket_mailbox import SocketMailbox
 from mailgate.protocols.base import (
     Folder,
     MailAuthenticationError,
-    Mailbox,
     MailboxAccessError,
     MessageRef,
     MessageSummary,
@@ -36,7 +36,6 @@ from mailgate.protocols.base import (
     Protocol,
     SearchCriteria,
     Security,
-    TokenSource,
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
 
@@ -135,7 +134,7 @@ def _matches(summary: MessageSummary, criteria: SearchCriteria) -> bool:
     )
 
 
-class Pop3Mailbox(Mailbox):
+class Pop3Mailbox(SocketMailbox):
     """The Inbox of one mailbox over POP3; ``address`` is the SASL user."""
 
     protocol: ClassVar[Protocol] = Protocol.POP3
@@ -143,36 +142,9 @@ class Pop3Mailbox(Mailbox):
         {Operation.LIST_FOLDERS, Operation.SEARCH, Operation.FETCH, Operation.DELETE_PERMANENTLY}
     )
 
-    def __init__(
-        self,
-        address: str,
-        host: str,
-        port: int,
-        *,
-        token_source: TokenSource,
-        security: Security = Security.TLS,
-        ssl_context: ssl.SSLContext | None = None,
-        mechanism: str = "XOAUTH2",
-        timeout: float = 30.0,
-    ) -> None:
-        if mechanism.upper() not in ("XOAUTH2", "OAUTHBEARER"):
-            raise ConfigurationError(
-                f"Unsupported SASL mechanism {mechanism!r}.", "use XOAUTH2 or OAUTHBEARER."
-            )
-        check_security(host, security)
-        self.address = address
-        self.host = host
-        self.port = port
-        self.security = security
-        self.ssl_context = ssl_context
-        self.mechanism = mechanism.upper()
-        self.timeout = timeout
-        self._token_source = token_source
+    def _init_state(self) -> None:
         self._stream: MailStream | None = None
         self._uidl: dict[str, int] = {}
-
-    def __repr__(self) -> str:
-        return f"Pop3Mailbox({self.address!r}, {self.host!r}, {self.port})"
 
     @property
     def stream(self) -> MailStream:

@@ -23,16 +23,15 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from mailgate.errors import ConfigurationError, MailgateError, ProtocolError, TransportError
-from mailgate.protocols._mailstream import check_security, transport_error
+from mailgate.protocols._mailstream import transport_error
+from mailgate.protocols._socket_mailbox import SocketMailbox
 from mailgate.protocols.base import (
     MailAuthenticationError,
-    Mailbox,
     MailboxAccessError,
     Operation,
     Protocol,
     Security,
     ThrottledError,
-    TokenSource,
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
 
@@ -97,41 +96,15 @@ def smtp_failure(code: int, text: str, phase: str, size_limit: int | None = None
     return ProtocolError(f"SMTP {phase} failed: {reply}", "check the sender and recipients.")
 
 
-class SmtpMailbox(Mailbox):
+class SmtpMailbox(SocketMailbox):
     """Sends as one mailbox over SMTP; ``address`` is the SASL user."""
 
     protocol: ClassVar[Protocol] = Protocol.SMTP
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.SEND})
+    default_security: ClassVar[Security] = Security.STARTTLS
 
-    def __init__(
-        self,
-        address: str,
-        host: str,
-        port: int,
-        *,
-        token_source: TokenSource,
-        security: Security = Security.STARTTLS,
-        ssl_context: ssl.SSLContext | None = None,
-        mechanism: str = "XOAUTH2",
-        timeout: float = 30.0,
-    ) -> None:
-        if mechanism.upper() not in ("XOAUTH2", "OAUTHBEARER"):
-            raise ConfigurationError(
-                f"Unsupported SASL mechanism {mechanism!r}.", "use XOAUTH2 or OAUTHBEARER."
-            )
-        check_security(host, security)
-        self.address = address
-        self.host = host
-        self.port = port
-        self.security = security
-        self.ssl_context = ssl_context
-        self.mechanism = mechanism.upper()
-        self.timeout = timeout
-        self._token_source = token_source
+    def _init_state(self) -> None:
         self._smtp: smtplib.SMTP | None = None
-
-    def __repr__(self) -> str:
-        return f"SmtpMailbox({self.address!r}, {self.host!r}, {self.port})"
 
     async def connect(self) -> None:
         token = await self._token_source()
