@@ -9,11 +9,12 @@ literal payloads stay the very ``bytes`` objects that were read (no copy of a 50
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from mailgate.protocols.imap_utf7 import decode_mailbox_name, encode_mailbox_name
 
 __all__ = [
     "LITERAL_AT_END",
@@ -60,53 +61,18 @@ class Command:
 # -- modified UTF-7 (RFC 3501 section 5.1.3) ------------------------------------------------
 
 
-def encode_mutf7(name: str) -> str:
-    """Encode a mailbox name: printable ASCII stays ("&" becomes "&-"), the rest is base64."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            data = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(data).decode().rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
+# The client's codec is the one implementation; the server adds its strictness on input.
+encode_mutf7 = encode_mailbox_name
 
 
 def decode_mutf7(text: str) -> str:
-    """Decode a modified UTF-7 mailbox name; ImapSyntaxError if malformed."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "&":
-            if not 0x20 <= ord(char) <= 0x7E:
-                raise ImapSyntaxError("mailbox names must be 7-bit (modified UTF-7)")
-            out.append(char)
-            i += 1
-            continue
-        end = text.find("-", i)
-        if end < 0:
-            raise ImapSyntaxError("unterminated modified UTF-7 sequence")
-        chunk = text[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            padded = chunk.replace(",", "/") + "=" * (-len(chunk) % 4)
-            try:
-                out.append(base64.b64decode(padded, validate=True).decode("utf-16-be"))
-            except ValueError as exc:
-                raise ImapSyntaxError("malformed modified UTF-7 sequence") from exc
-        i = end + 1
-    return "".join(out)
+    """Decode a modified UTF-7 mailbox name; ImapSyntaxError if malformed or not 7-bit."""
+    if not all(0x20 <= ord(char) <= 0x7E for char in text):
+        raise ImapSyntaxError("mailbox names must be 7-bit (modified UTF-7)")
+    try:
+        return decode_mailbox_name(text)
+    except ValueError as exc:
+        raise ImapSyntaxError(f"malformed modified UTF-7 sequence: {exc}") from exc
 
 
 # -- lexer --------------------------------------------------------------------------------
