@@ -158,6 +158,7 @@ def test_failures_name_step_cause_and_fix(mcli: Cli, case: str) -> None:
     assert "fix:" in result.out
     if command:
         assert command in result.out, result.out
+    assert "eyJ" not in result.text  # no JWT (access token) in any output
     assert_no_traceback(result)
 
 
