@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.mail.filenames import MAX_NAME_BYTES, reserve_path, safe_filename
+from mailgate.mail.filenames import MAX_NAME_BYTES, publish_file, reserve_path, safe_filename
 
 HOSTILE = [
     "../../x",
@@ -76,3 +76,19 @@ def test_planted_symlink_is_not_followed(tmp_path: Path) -> None:
     path = reserve_path(target, "a.txt")
     assert path.name == "a-2.txt"
     assert outside.read_text() == "keep"
+
+
+def test_publish_never_overwrites_nor_follows_a_planted_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("keep")
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "m.eml").symlink_to(outside)
+    temp = target / ".part"
+    temp.write_bytes(b"message")
+    final = publish_file(temp, target, "m.eml")
+    assert final.name == "m-2.eml" and final.read_bytes() == b"message"
+    assert not temp.exists() and outside.read_text() == "keep"
+    other = target / ".part2"
+    other.write_bytes(b"second")
+    assert publish_file(other, target, "../../m.eml").name == "m-3.eml"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MAX_NAME_BYTES", "reserve_path", "safe_filename"]
+__all__ = ["MAX_NAME_BYTES", "publish_file", "reserve_path", "safe_filename"]
 
 MAX_NAME_BYTES = 200  # well under NAME_MAX (255) so "-NNN" suffixes and ".part" still fit
 _WINDOWS_DEVICES = frozenset(
@@ -58,14 +59,8 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return (stem or fallback) + ext
 
 
-def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
-    """Create an empty file for ``name`` inside ``directory`` without overwriting anything.
-
-    The file is created with ``O_EXCL`` (and ``O_NOFOLLOW``), so a concurrent writer or a planted
-    symlink cannot make two messages share a file or a write land outside ``directory``.
-    ``resolved=True`` says ``directory`` is already absolute and free of symlinks (saves the
-    ``resolve()`` per file in bulk saves).
-    """
+def _candidates(directory: Path, name: str, resolved: bool) -> Iterator[Path]:
+    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``."""
     base = safe_filename(name)
     stem, dot, ext = base.rpartition(".")
     if not dot or not stem:
@@ -76,11 +71,40 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
     for n in range(1, 10_000):
         candidate = root / (base if n == 1 else f"{stem}-{n}{ext}")
         if candidate.parent != root:  # pragma: no cover - safe_filename forbids separators
-            raise ValueError(f"unsafe attachment name {name!r}")
+            raise ValueError(f"unsafe file name {name!r}")
+        yield candidate
+    raise FileExistsError(f"too many files named like {base!r} in {directory}")
+
+
+def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
+    """Create an empty file for ``name`` inside ``directory`` without overwriting anything.
+
+    The file is created with ``O_EXCL`` (and ``O_NOFOLLOW``), so a concurrent writer or a planted
+    symlink cannot make two messages share a file or a write land outside ``directory``.
+    ``resolved=True`` says ``directory`` is already absolute and free of symlinks (saves the
+    ``resolve()`` per file in bulk saves).
+    """
+    for candidate in _candidates(directory, name, resolved):
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             continue
         os.close(fd)
         return candidate
-    raise FileExistsError(f"too many files named like {base!r} in {directory}")
+    raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = False) -> Path:
+    """Give the finished file ``temp`` the name ``name`` in ``directory``, never overwriting.
+
+    ``os.link`` fails if the name exists (a planted symlink included), so taking a name and
+    making the complete file appear under it is one atomic step; ``temp`` is then removed.
+    """
+    for candidate in _candidates(directory, name, resolved):
+        try:
+            os.link(temp, candidate)
+        except FileExistsError:
+            continue
+        os.unlink(temp)
+        return candidate
+    raise AssertionError("unreachable: _candidates raises when exhausted")

@@ -21,7 +21,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mailgate.mail.filenames import reserve_path, safe_filename
+from mailgate.mail.filenames import publish_file, reserve_path, safe_filename
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.protocols.base import MessageRef, MessageSummary
 
@@ -164,8 +164,7 @@ class DirectorySink:
         assert isinstance(dest, _HeadKeepingWriter)
         summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=size)
         name = eml_filename(summary.subject, summary.date, ref.id)
-        final = reserve_path(self.directory, name, resolved=True)
-        os.replace(dest.path, final)
+        final = publish_file(dest.path, self.directory, name, resolved=True)
         self.saved[ref.id] = SavedMessage(final, size, summary=summary)
 
     def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
