@@ -11,11 +11,10 @@ connection. ``MessageRef.id`` is the ItemId, ``change_key`` its ChangeKey.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import BinaryIO, ClassVar
 
@@ -24,9 +23,9 @@ import httpx
 from mailgate.errors import ConfigurationError, ProtocolError
 from mailgate.protocols import ews_soap as soap
 from mailgate.protocols import ews_xml as reply
+from mailgate.protocols._http_mailbox import HttpMailbox
 from mailgate.protocols.base import (
     Folder,
-    Mailbox,
     MessageRef,
     MessageSummary,
     Operation,
@@ -35,7 +34,7 @@ from mailgate.protocols.base import (
     TokenSource,
 )
 from mailgate.protocols.graph_json import WELL_KNOWN_FOLDERS, well_known_name
-from mailgate.protocols.http import add_envelope_bcc, create_client, stream, transport_errors
+from mailgate.protocols.http import add_envelope_bcc, stream, transport_errors
 
 __all__ = ["EwsMailbox"]
 
@@ -44,7 +43,7 @@ BATCH = 50  # item ids per GetItem/UpdateItem/MoveItem/DeleteItem request
 _DISTINGUISHED = ("inbox", "deleteditems", "sentitems", "drafts", "junkemail")
 
 
-class EwsMailbox(Mailbox):
+class EwsMailbox(HttpMailbox):
     """One mailbox over Exchange Web Services with an OAuth bearer token."""
 
     protocol: ClassVar[Protocol] = Protocol.EWS
@@ -62,18 +61,18 @@ class EwsMailbox(Mailbox):
         transport: httpx.AsyncBaseTransport | None = None,
         server_version: str = "Exchange2013_SP1",
     ) -> None:
-        self.address = address
+        super().__init__(
+            address,
+            token_source=token_source,
+            ssl_context=ssl_context,
+            timeout=timeout,
+            transport=transport,
+        )
         self.url = url
         self.app_only = app_only
         self.server_version = server_version
-        self._token_source = token_source
-        self._ssl_context = ssl_context
-        self._timeout = timeout
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
         self._paths: dict[str, str] | None = None  # folder id -> display path
         self._counts: dict[str, tuple[int | None, int | None]] = {}
-        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
 
     def __repr__(self) -> str:
         mode = "app-only" if self.app_only else "delegated"
@@ -81,42 +80,21 @@ class EwsMailbox(Mailbox):
 
     # -- connection ----------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Open the HTTP client and prove access with GetFolder on the Inbox."""
-        if self._client is None:
-            # X-AnchorMailbox is mandatory with impersonation, and routes delegated requests
-            # to a shared mailbox whose FolderIds/ItemIds carry no mailbox name.
-            headers = {
-                "Content-Type": "text/xml; charset=utf-8",
-                "Accept": "text/xml",
-                "X-AnchorMailbox": self.address,
-            }
-            self._client = create_client(
-                token_source=self._token_source,
-                ssl_context=self._ssl_context,
-                timeout=self._timeout,
-                transport=self._transport,
-                headers=headers,
-            )
-        try:
-            await self._call(soap.get_folder([self._target("inbox")]), "connect")
-        except BaseException:
-            await self.close()
-            raise
+    def _client_options(self) -> tuple[str, dict[str, str]]:
+        # X-AnchorMailbox is mandatory with impersonation, and routes delegated requests
+        # to a shared mailbox whose FolderIds/ItemIds carry no mailbox name.
+        return "", {
+            "Content-Type": "text/xml; charset=utf-8",
+            "Accept": "text/xml",
+            "X-AnchorMailbox": self.address,
+        }
 
-    async def close(self) -> None:
-        client, self._client = self._client, None
+    async def _probe(self) -> None:
+        """GetFolder on the Inbox."""
+        await self._call(soap.get_folder([self._target("inbox")]), "connect")
+
+    def _forget(self) -> None:
         self._paths = None
-        if client is not None:
-            await client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise ProtocolError(
-                "The EWS mailbox is not connected.", "use `async with EwsMailbox(...)`."
-            )
-        return self._client
 
     def _envelope(self, body: str) -> bytes:
         return soap.envelope(

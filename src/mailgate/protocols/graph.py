@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote
 
@@ -21,9 +21,9 @@ import httpx
 
 from mailgate.errors import ConfigurationError, ProtocolError
 from mailgate.protocols import graph_json as gj
+from mailgate.protocols._http_mailbox import HttpMailbox
 from mailgate.protocols.base import (
     Folder,
-    Mailbox,
     MessageRef,
     MessageSummary,
     Operation,
@@ -32,7 +32,7 @@ from mailgate.protocols.base import (
     TokenSource,
     UnsupportedOperation,
 )
-from mailgate.protocols.http import add_envelope_bcc, create_client, stream, transport_errors
+from mailgate.protocols.http import add_envelope_bcc, stream, transport_errors
 
 __all__ = ["GraphMailbox"]
 
@@ -40,7 +40,7 @@ PAGE_SIZE = 100
 CONCURRENCY = 4  # Outlook's limit of concurrent requests per app and mailbox
 
 
-class GraphMailbox(Mailbox):
+class GraphMailbox(HttpMailbox):
     """One mailbox over Microsoft Graph (``/users/{address}/messages``, ``mailFolders``)."""
 
     protocol: ClassVar[Protocol] = Protocol.GRAPH
@@ -56,53 +56,32 @@ class GraphMailbox(Mailbox):
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.address = address
+        super().__init__(
+            address,
+            token_source=token_source,
+            ssl_context=ssl_context,
+            timeout=timeout,
+            transport=transport,
+        )
         self.base_url = base_url.rstrip("/")
-        self._token_source = token_source
-        self._ssl_context = ssl_context
-        self._timeout = timeout
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
         self._folders: list[gj.GraphFolder] | None = None
         self._paths: dict[str, str] = {}  # folder id -> display path
         self._user = f"/users/{quote(address, safe='@')}"
-        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
 
     def __repr__(self) -> str:
         return f"GraphMailbox({self.address!r}, {self.base_url!r})"
 
     # -- connection ----------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Open the HTTP client and prove access by reading the Inbox folder."""
-        if self._client is None:
-            self._client = create_client(
-                token_source=self._token_source,
-                base_url=self.base_url,
-                ssl_context=self._ssl_context,
-                timeout=self._timeout,
-                transport=self._transport,
-                headers={"Accept": "application/json"},
-            )
-        try:
-            await self._json("GET", f"{self._user}/mailFolders/inbox", "connect", {"$select": "id"})
-        except BaseException:
-            await self.close()
-            raise
+    def _client_options(self) -> tuple[str, dict[str, str]]:
+        return self.base_url, {"Accept": "application/json"}
 
-    async def close(self) -> None:
-        client, self._client = self._client, None
+    async def _probe(self) -> None:
+        """Read the Inbox folder's id."""
+        await self._json("GET", f"{self._user}/mailFolders/inbox", "connect", {"$select": "id"})
+
+    def _forget(self) -> None:
         self._folders = None
-        if client is not None:
-            await client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise ProtocolError(
-                "The Graph mailbox is not connected.", "use `async with GraphMailbox(...)`."
-            )
-        return self._client
 
     async def _call(
         self,
