@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import pytest
 
-from mailgate.errors import TransportError
+from mailgate.errors import MailgateError, TransportError
 from mailgate.mail.save import DirectorySink, eml_filename, extract_attachments
 from mailgate.protocols.base import MessageRef
 
@@ -82,3 +82,15 @@ def test_eml_filename() -> None:
     name = eml_filename("Re: Invoice/4711\r\n", datetime(2026, 11, 23, 4, 5, tzinfo=UTC), "12:345")
     assert name == "2026-11-23 0405 Re_ Invoice_4711 [12345].eml"
     assert eml_filename("", None, "").startswith("undated no subject")
+
+
+def test_planted_symlink_attachment_dir_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = _save(out, _mime_with(["a.pdf"]))
+    (out / (path.stem + ".attachments")).symlink_to(elsewhere)
+    with pytest.raises(MailgateError, match="not a plain directory"):
+        extract_attachments(path)
+    assert list(elsewhere.iterdir()) == []

@@ -21,6 +21,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from mailgate.errors import MailgateError
 from mailgate.mail.filenames import publish_file, reserve_path, safe_filename
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.protocols.base import MessageRef, MessageSummary
@@ -54,6 +55,22 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 
 
+def attachment_dir(path: Path) -> Path:
+    """Create ``path`` for a message's attachments, or accept it only as a plain directory.
+
+    A symlink planted under that name would otherwise send attachment files elsewhere.
+    """
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if path.is_symlink() or not path.is_dir():
+            raise MailgateError(
+                f"{path} exists and is not a plain directory; attachments were not written.",
+                "remove or rename it and save again.",
+            ) from None
+    return path
+
+
 def _attachment_parts(message: Message) -> list[Message]:
     parts = []
     for part in message.walk():
@@ -79,8 +96,7 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     parts = _attachment_parts(message)
     if not parts:
         return [], problems
-    target = eml_path.with_name(eml_path.stem + ".attachments")
-    target.mkdir(exist_ok=True)
+    target = attachment_dir(eml_path.with_name(eml_path.stem + ".attachments"))
     written: list[Path] = []
     for index, part in enumerate(parts, start=1):
         try:
@@ -134,12 +150,15 @@ class DirectorySink:
         self.saved: dict[str, SavedMessage] = {}
         self._targets: dict[int, Path] = {}
         self._count = 0
+        self._made: set[Path] = set()
 
     def _attachment_dir(self, ref_id: str) -> Path:
         saved = self.saved.get(ref_id)
         stem = saved.eml_path.stem if saved else safe_filename(ref_id)
         target = self.directory / (stem + ".attachments")
-        target.mkdir(exist_ok=True)
+        if target not in self._made:
+            attachment_dir(target)
+            self._made.add(target)
         return target
 
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
@@ -149,7 +168,7 @@ class DirectorySink:
             temp = self.directory / f".mailgate-{os.getpid()}-{self._count}.part"
             return cast(BinaryIO, _HeadKeepingWriter(temp))
         name = getattr(part, "filename", None) or "attachment"
-        final = reserve_path(self._attachment_dir(ref.id), str(name))
+        final = reserve_path(self._attachment_dir(ref.id), str(name), resolved=True)
         handle = open(final, "wb")  # noqa: SIM115 - closed in complete/abort
         self._targets[id(handle)] = final
         return handle

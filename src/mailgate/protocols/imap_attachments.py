@@ -2,8 +2,9 @@
 
 Bulk import fetches each whole message for its ``.eml`` anyway; splitting those bytes on the
 MIME boundaries is far cheaper than asking the server for BODYSTRUCTURE and each part again
-(Dovecot parses every message twice for that) and than a full :mod:`email` parse. Only part
-headers go through the stdlib parser; bodies are sliced and decoded (base64, quoted-printable).
+(Dovecot parses every message twice for that) and than a full :mod:`email` parse. Only the MIME
+fields of part headers are read (parameters by the stdlib); bodies are sliced and decoded
+(base64, quoted-printable).
 Section numbers follow IMAP's, so results match :func:`imap_results.attachment_parts`.
 """
 
@@ -15,25 +16,40 @@ import email.utils
 import quopri
 import re
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 from mailgate.protocols.imap_results import AttachmentPart
 
 __all__ = ["split_attachments"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_PARSER = BytesHeaderParser(policy=compat32)
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_MIME_FIELDS = frozenset({b"content-type", b"content-disposition", b"content-transfer-encoding"})
 MAX_DEPTH = 20  # nested multiparts deeper than this are treated as opaque
+
+
+def _mime_headers(block: bytes) -> Message:
+    """Only the MIME fields of a header block, in a ``Message`` for its parameter parsing.
+
+    Unfolding and picking three fields by hand skips the full header parse of every part
+    (most of the splitter's time on 10,000 messages); ``get_param``/``get_filename`` still do
+    the RFC 2045/2231 work on what is kept.
+    """
+    message = Message()
+    for line in _FOLD.sub(b"", block).splitlines():
+        name, colon, value = line.partition(b":")
+        key = name.strip().lower()
+        if colon and key in _MIME_FIELDS:
+            message[key.decode("ascii")] = value.strip().decode("ascii", "surrogateescape")
+    return message
 
 
 def _headers(part: bytes) -> tuple[Message, bytes]:
     if part.startswith((b"\r\n", b"\n")):  # no headers at all: body follows at once
-        return _PARSER.parsebytes(b""), part[2 if part.startswith(b"\r\n") else 1 :]
+        return Message(), part[2 if part.startswith(b"\r\n") else 1 :]
     match = _HEADER_END.search(part)
     if not match:
-        return _PARSER.parsebytes(part), b""
-    return _PARSER.parsebytes(part[: match.start()]), part[match.end() :]
+        return _mime_headers(part), b""
+    return _mime_headers(part[: match.start()]), part[match.end() :]
 
 
 def _filename(headers: Message) -> str | None:
