@@ -16,7 +16,7 @@ from typing import Annotated
 import click
 import typer
 
-from mailgate.cli import creds, mail
+from mailgate.cli import creds, mail, setup
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import console, err_console, print_error, print_json
 from mailgate.errors import MailgateError
@@ -31,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(creds.app, name="creds")
+app.add_typer(setup.app, name="setup")
 mail.register(app)
 sandbox_app = typer.Typer(help="The local emulation of the Microsoft identity platform.")
 app.add_typer(sandbox_app, name="sandbox")
