@@ -125,10 +125,14 @@ class _HeadKeepingWriter(io.BufferedWriter):
         self.path = path
         self.head = bytearray()
         self._limit = limit
+        self._capturing = True
 
     def write(self, data: Any) -> int:
-        if len(self.head) < self._limit:
-            self.head += bytes(data[: self._limit - len(self.head)])
+        if self._capturing:
+            self.head += data[: self._limit - len(self.head)]
+            # Stop copying at the end of the header block: the body is not needed here.
+            if b"\r\n\r\n" in self.head or b"\n\n" in self.head or len(self.head) >= self._limit:
+                self._capturing = False
         return super().write(data)
 
 
