@@ -266,3 +266,16 @@ def test_invalid_input(kwargs: dict[str, object], field: str) -> None:
         )
     assert info.value.field == field
     assert info.value.exit_code == 2
+
+
+def test_placeholder_note_names_only_missing_options() -> None:
+    partial = build_plan(
+        make_request("smtp", "certificate", ["a@contoso.com"], tenant=TENANT, client_id=CLIENT)
+    )
+    notes = [n for n in partial.notes if n.startswith("Placeholders")]
+    assert notes == [
+        "Placeholders in <angle brackets>: pass --sp-object-id to have them filled in."
+    ]
+    bare = build_plan(make_request("imap", "client-credentials"))
+    assert "--tenant, --client-id, --sp-object-id, --mailbox" in " ".join(bare.notes)
+    assert not any(n.startswith("Placeholders") for n in plan_for("smtp", "certificate").notes)

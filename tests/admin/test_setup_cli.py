@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -75,3 +76,29 @@ def test_invalid_input_exits_2(cli: Cli, args: list[str], field: str) -> None:
     assert result.out == ""
     assert result.err.strip().count("\n") == 0, "one error line"
     assert result.err.startswith(f"error: {field}: expected")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "flow"),
+    [
+        ("graph", "client-credentials"),
+        ("imap", "ropc"),
+        ("ews", "auth-code"),
+        ("smtp", "device-code"),
+    ],
+)
+def test_printed_mailgate_commands_are_accepted(cli: Cli, protocol: str, flow: str) -> None:
+    # The plan's last step must be runnable as printed: creds add, then mailbox add.
+    plan = cli(
+        "setup", "plan", "--protocol", protocol, "--flow", flow, *IDS,
+        "--mailbox", "desk@contoso.com", "--format", "json",
+    )  # fmt: skip
+    assert plan.code == 0, plan.text
+    commands = json.loads(plan.out)["mailgate_commands"]
+    for command in commands:
+        argv = shlex.split(command.replace("<user@domain>", "desk@contoso.com"))
+        assert argv[0] == "mailgate"
+        if argv[1] == "test" or argv[1:3] == ["creds", "login"]:
+            continue  # these talk to Microsoft; covered by the creds and mail CLI tests
+        result = cli(*argv[1:], input="s3cret-value\n")
+        assert result.code == 0, (command, result.text)

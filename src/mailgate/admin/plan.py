@@ -334,31 +334,48 @@ def _notes(request: PlanRequest) -> tuple[str, ...]:
             "Without --mailbox the app can reach every mailbox in the tenant; pass "
             "--mailbox to get the commands that restrict it."
         )
-    if request.tenant is None or request.client_id is None:
-        notes.append(
-            "Placeholders in <angle brackets>: pass --tenant, --client-id and --sp-object-id "
-            "to have them filled in."
-        )
     return tuple(notes)
+
+
+_PLACEHOLDERS = {
+    "<tenant>": "--tenant",
+    "<client-id>": "--client-id",
+    "<enterprise-app-object-id>": "--sp-object-id",
+    "'<mailbox>'": "--mailbox",
+}
+
+
+def _placeholder_note(texts: Sequence[str]) -> tuple[str, ...]:
+    joined = "\n".join(texts)
+    missing = [option for mark, option in _PLACEHOLDERS.items() if mark in joined]
+    if not missing:
+        return ()
+    return (
+        "Placeholders in <angle brackets>: pass " + ", ".join(missing) + " to have them filled in.",
+    )
 
 
 def build_plan(request: PlanRequest) -> SetupPlan:
     """The whole setup for one protocol and flow, filled in with the ids the request knows."""
     cloud = CLOUDS[request.cloud]
     perms = permissions_for(request.protocol, request.flow)
+    consent = admin_consent_url(cloud, request.tenant, request.client_id)
+    powershell = exchange_steps(
+        request.protocol,
+        app_only=request.flow.app_only,
+        mailboxes=request.mailboxes,
+        client_id=request.client_id,
+        sp_object_id=request.sp_object_id,
+    )
+    commands = mailgate_commands(request, perms)
+    shown = [consent, *commands, *(line for block in powershell for line in block.lines)]
     return SetupPlan(
         request=request,
         permissions=perms,
-        admin_consent_url=admin_consent_url(cloud, request.tenant, request.client_id),
+        admin_consent_url=consent,
         platform_settings=platform_settings(request.flow),
         credential_steps=credential_steps(request.flow),
-        powershell=exchange_steps(
-            request.protocol,
-            app_only=request.flow.app_only,
-            mailboxes=request.mailboxes,
-            client_id=request.client_id,
-            sp_object_id=request.sp_object_id,
-        ),
-        notes=_notes(request),
-        mailgate_commands=mailgate_commands(request, perms),
+        powershell=powershell,
+        notes=_notes(request) + _placeholder_note(shown),
+        mailgate_commands=commands,
     )
