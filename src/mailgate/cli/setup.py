@@ -11,7 +11,9 @@ from mailgate.admin import build_plan, make_request, render
 from mailgate.admin.render import FORMATS
 from mailgate.errors import InvalidInputError
 
-app = typer.Typer(help="Admin setup: app registration, consent, Exchange permissions.")
+app = typer.Typer(
+    help="Admin setup: app registration, consent, Exchange permissions.", no_args_is_help=True
+)
 
 
 @app.command("plan")
