@@ -237,3 +237,21 @@ def test_rotate_key_keeps_secrets_usable(cli: Cli) -> None:
     assert result.code == 0, result.text
     assert (cli.home / "master.key").read_text() != before
     assert cli("creds", "set-secret", "daemon", "--secret-stdin", input="v2\n").code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["creds", "add", "x"], "Missing option '--kind'"),
+        (["creds"], "Missing command"),
+        (["nosuch"], "No such command"),
+        (["creds", "add", "x", "--kind", "nonsense", "--client-id", CID], "Invalid value"),
+    ],
+)
+def test_usage_errors_print_usage_not_internal_error(
+    cli: Cli, args: list[str], needle: str
+) -> None:
+    result = cli(*args)
+    assert result.code == 2, result.text
+    assert needle in result.err
+    assert_no_traceback(result)

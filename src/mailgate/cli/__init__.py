@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -22,6 +22,18 @@ from mailgate.cli._output import console, err_console, print_error, print_json
 from mailgate.errors import MailgateError
 
 __all__ = ["app", "main"]
+
+# typer >= 0.20 ships its own copy of click with its own exception classes; older typer raises
+# click's. Usage errors (missing option, unknown command) must print usage, not "internal error".
+_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+try:
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - typer that uses click itself
+    pass
+else:
+    _USAGE_ERRORS += (_TyperClickException,)
 
 app = typer.Typer(
     name="mailgate",
@@ -130,12 +142,12 @@ def main() -> None:
     except MailgateError as exc:
         print_error(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         err_console.print("aborted.")
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _EXITS as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
