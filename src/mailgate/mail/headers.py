@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Iterable
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 from mailgate.protocols.base import MessageRef, MessageSummary
@@ -68,7 +69,7 @@ def _decoded(value: str | None) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (LookupError, ValueError, UnicodeError):
+    except (LookupError, ValueError, UnicodeError, HeaderParseError):
         return value
 
 

@@ -15,6 +15,7 @@ import email.header
 import email.utils
 import quopri
 import re
+from email.errors import HeaderParseError
 from email.message import Message
 
 from mailgate.protocols.imap_results import AttachmentPart
@@ -61,7 +62,7 @@ def _filename(headers: Message) -> str | None:
     if "=?" in name:
         try:
             return str(email.header.make_header(email.header.decode_header(name)))
-        except (ValueError, LookupError):
+        except (ValueError, LookupError, UnicodeError, HeaderParseError):
             return name
     return name
 

@@ -73,18 +73,34 @@ class Base64Decoder:
         self.written = 0
 
     def write(self, data: bytes) -> int:
-        clean = self.pending + data.translate(None, b" \t\r\n")
+        # Anything outside the base64 alphabet is noise a sender's encoder left; drop it, as
+        # mail clients do, so one damaged attachment never stops a bulk save.
+        clean = self.pending + data.translate(None, _NOT_BASE64)
         usable = len(clean) - len(clean) % 4
         self.pending = clean[usable:]
         if usable:
-            self.written += self.dest.write(binascii.a2b_base64(clean[:usable]))
+            self.written += self.dest.write(_lenient_b64(clean[:usable]))
         return len(data)
 
     def finish(self) -> None:
         if self.pending.strip(b"="):
             padded = self.pending + b"=" * (-len(self.pending) % 4)
-            self.written += self.dest.write(binascii.a2b_base64(padded))
+            self.written += self.dest.write(_lenient_b64(padded))
         self.pending = b""
+
+
+_NOT_BASE64 = bytes(
+    b
+    for b in range(256)
+    if b not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+)
+
+
+def _lenient_b64(data: bytes) -> bytes:
+    try:
+        return binascii.a2b_base64(data)
+    except binascii.Error:  # misplaced padding or a dangling character: keep what decodes
+        return binascii.a2b_base64(data.replace(b"=", b"")[: len(data) // 4 * 4 - 4] or b"")
 
 
 class _Target:

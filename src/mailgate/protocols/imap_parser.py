@@ -21,6 +21,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mailgate.errors import ProtocolError
+
 __all__ = [
     "Continuation",
     "DataResponse",
@@ -44,8 +46,14 @@ _LITERAL_MARKER = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
 _ATOM_END = b' ()"{\r\n'
 
 
-class ParseError(ValueError):
+class ParseError(ProtocolError, ValueError):
     """The bytes are not a well-formed IMAP response."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"The IMAP server sent a reply mailgate cannot read: {message}",
+            "report the server's name and version; retrying rarely helps.",
+        )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
 from urllib.parse import unquote
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
@@ -159,7 +160,7 @@ def _decode_name(params: dict[str, str]) -> str | None:
             raw = params[key]
             try:
                 return str(email.header.make_header(email.header.decode_header(raw)))
-            except (ValueError, LookupError):
+            except (ValueError, LookupError, UnicodeError, HeaderParseError):
                 return raw
     return None
 
