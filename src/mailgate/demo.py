@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from mailgate.demo_mail import mail_tour
 from mailgate.errors import MailgateError
@@ -268,7 +269,7 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                     token = provider.acquire(name)
                 except MailgateError as exc:
                     failures += 1
-                    out.print(f"[red]{name} failed: {exc}")
+                    out.print(f"[red]{name} failed: {escape(str(exc))}")
                     continue
                 who = token.claims.get("upn") or f"app {token.claims.get('appid')}"
                 out.print(
@@ -300,8 +301,8 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                 try:
                     provider.acquire(name)
                 except MailgateError as exc:
-                    out.print(f"[bold]{name}[/]: [red]{exc.message}[/]")
-                    out.print(f"    fix: {exc.remedy}")
+                    out.print(f"[bold]{name}[/]: [red]{escape(exc.message)}[/]")
+                    out.print(f"    fix: {exc.remedy}", markup=False)
                 else:
                     failures += 1
                     out.print(f"[red]{name}: expected an error, got a token")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from mailgate.connect import MailboxConnector
 from mailgate.diagnose import StepStatus, run_connection_test
@@ -86,7 +87,7 @@ def mail_tour(
         out.print(f"Sent '{message.subject}' ({message_id}) to servicedesk@{domain}.")
     except MailgateError as exc:
         failures += 1
-        out.print(f"[red]send failed: {exc}")
+        out.print(f"[red]send failed: {escape(str(exc))}")
 
     step("Get and save it (IMAP bulk fetch, attachments extracted)")
     saved_dir = root / "saved"
@@ -101,7 +102,7 @@ def mail_tour(
         )
     except MailgateError as exc:
         failures += 1
-        out.print(f"[red]get failed: {exc}")
+        out.print(f"[red]get failed: {escape(str(exc))}")
     else:
         for saved in result.saved.values():
             out.print(f"  {saved.eml_path.relative_to(root)} ({saved.size} bytes)")

@@ -25,7 +25,7 @@ from mailgate.errors import ConfigurationError, InvalidInputError
 from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.protocols.base import Protocol, Security
 
-__all__ = ["MailboxProfile", "MailboxStore", "Security", "parse_address"]
+__all__ = ["MailboxProfile", "MailboxStore", "Security", "parse_address", "parse_profile_name"]
 
 _ADDRESS = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
@@ -41,6 +41,15 @@ DEFAULT_PORTS = {
     (Protocol.SMTP, Security.STARTTLS): 587,
     (Protocol.SMTP, Security.PLAIN): 25,
 }
+
+
+def parse_profile_name(value: str) -> str:
+    """A mailbox profile name, or an error naming the allowed form."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise InvalidInputError(
+            "name", "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", value
+        )
+    return value
 
 
 def parse_address(value: str, field_name: str = "address") -> str:

@@ -111,3 +111,23 @@ def test_send_refuses_header_injection_before_connecting(with_cred: Cli) -> None
     assert no_rcpt.code == 2 and "at least one recipient" in no_rcpt.err
     bad_date = cli("get", "out", "--since", "yesterday")
     assert bad_date.code == 2 and "--since: expected a date" in bad_date.err
+
+
+def test_markup_like_text_is_shown_verbatim(with_cred: Cli) -> None:
+    cli = with_cred
+    result = cli(
+        "mailbox",
+        "add",
+        "[/]",
+        "--credential",
+        "app",
+        "--protocol",
+        "imap",
+        "--address",
+        "a@contoso.com",
+    )
+    assert result.code == 2 and "[/]" in result.err  # the name's pattern error quotes it
+    assert_no_traceback(result)
+    bad = cli("get", "[/bold]")
+    assert bad.code == 2 and "no mailbox named '[/bold]'" in bad.err
+    assert_no_traceback(bad)

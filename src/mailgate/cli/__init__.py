@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from rich.markup import escape
 
 from mailgate.cli import creds, mail, setup
 from mailgate.cli._context import open_provider, warn_expiring
@@ -76,7 +77,7 @@ def token(
     if json_output:
         print_json(summary)
         return
-    console.print(f"Token acquired for [bold]{name}[/] from the {summary['source']}.")
+    console.print(f"Token acquired for [bold]{escape(name)}[/] from the {summary['source']}.")
     for key in ("audience", "roles", "scp", "user", "tenant", "app_id", "expires_on"):
         value = summary[key]
         if value:
@@ -117,7 +118,10 @@ def sandbox_approve(
 
     client = SandboxClient.from_file(sandbox_description_file())
     client.answer_device_code(user_code, user, approve=not decline)
-    console.print(f"{'Declined' if decline else 'Approved'} device code {user_code} as {user}.")
+    console.print(
+        f"{'Declined' if decline else 'Approved'} device code {user_code} as {user}.",
+        markup=False,
+    )
 
 
 @app.command("demo")

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mailgate.errors import InvalidInputError, MailgateError
 from mailgate.secret import Secret
@@ -21,9 +22,10 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def print_error(exc: MailgateError) -> None:
     """One line for the diagnosis, one for the remedy (none for a plain field error)."""
-    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    # Messages quote user input and server replies: never let them act as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
     if exc.remedy and not (isinstance(exc, InvalidInputError) and exc.remedy.startswith("correct")):
-        err_console.print(f"  [bold]fix:[/] {exc.remedy}", markup=True)
+        err_console.print(f"  [bold]fix:[/] {escape(exc.remedy)}", markup=True)
     ids = [
         f"{label} {value}"
         for label, value in (
@@ -37,7 +39,7 @@ def print_error(exc: MailgateError) -> None:
 
 
 def warn(text: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {text}", markup=True)
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
 
 
 def print_json(data: Any) -> None:

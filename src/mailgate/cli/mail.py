@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -20,7 +21,7 @@ from mailgate.errors import InvalidInputError
 from mailgate.jobs.get import get_messages
 from mailgate.jobs.send import send_message
 from mailgate.mail.compose import Attachment, OutgoingMessage, check_header_value
-from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address
+from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address, parse_profile_name
 from mailgate.paths import data_dir
 from mailgate.protocols.base import (
     MessageSummary,
@@ -60,6 +61,7 @@ def add(
     replace: Annotated[bool, typer.Option(help="Overwrite a profile of the same name.")] = False,
 ) -> None:
     """Store a mailbox profile (no secret; the credential stays in the vault)."""
+    parse_profile_name(name)
     open_provider(interactive=False).vault.get(credential)  # fail early on a typo
     check_header_value("folder", folder)
     if ca_file is not None and not ca_file.is_file():
@@ -77,7 +79,7 @@ def add(
     _connector().endpoint(profile)  # validates the server form
     _store().add(profile, replace=replace)
     console.print(
-        f"Stored mailbox [bold]{name}[/] ({protocol.value} {profile.address}). "
+        f"Stored mailbox [bold]{escape(name)}[/] ({protocol.value} {escape(profile.address)}). "
         f"Check it with `mailgate test {name}`."
     )
 
@@ -92,12 +94,17 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     table = Table("name", "protocol", "address", "credential", "server", "folder")
     for p in profiles:
         table.add_row(
-            p.name,
-            p.protocol.value,
-            p.address,
-            p.credential,
-            p.server or "(default)",
-            p.default_folder,
+            *map(
+                escape,
+                (
+                    p.name,
+                    p.protocol.value,
+                    p.address,
+                    p.credential,
+                    p.server or "(default)",
+                    p.default_folder,
+                ),
+            )
         )
     console.print(table)
 
@@ -106,7 +113,7 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
 def rm(name: str) -> None:
     """Remove a mailbox profile (its credential stays)."""
     _store().remove(name)
-    console.print(f"Removed mailbox {name}.")
+    console.print(f"Removed mailbox {name}.", markup=False)
 
 
 def test(
@@ -128,7 +135,7 @@ def test(
     else:
         for step in report.steps:
             mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
-            console.print(f"{mark} {step.name}: {step.detail}", markup=True)
+            console.print(f"{mark} {step.name}: {escape(step.detail)}", markup=True)
             if step.finding:
                 console.print(f"    cause: {step.finding.cause}", markup=False)
                 console.print(f"    fix: {step.finding.remedy}", markup=False)
@@ -271,17 +278,20 @@ def get(
     if save is not None:
         # Thousands of rows help nobody after a bulk save; the files and --json say it all.
         count = sum(len(r.get("attachments", [])) for r in rows)
-        console.print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
+        console.print(
+            f"Saved {len(rows)} messages and {count} attachments to {save}.", markup=False
+        )
         return
     table = Table("date", "from", "subject", "size", "read")
     for row in rows:
-        table.add_row(
+        cells = (
             str(row["date"] or "")[:16],
             row["from"],
             row["subject"],
             str(row["size"]),
             "yes" if row["seen"] else "no",
         )
+        table.add_row(*map(escape, cells))  # subjects are the sender's text, not markup
     console.print(table)
 
 
@@ -324,7 +334,8 @@ def send(
     )
     message_id = _run(send_message(_connector(), profile, message))
     console.print(
-        f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id})."
+        f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id}).",
+        markup=False,
     )
 
 
