@@ -279,3 +279,11 @@ def test_placeholder_note_names_only_missing_options() -> None:
     bare = build_plan(make_request("imap", "client-credentials"))
     assert "--tenant, --client-id, --sp-object-id, --mailbox" in " ".join(bare.notes)
     assert not any(n.startswith("Placeholders") for n in plan_for("smtp", "certificate").notes)
+
+
+def test_powershell_strings_cannot_be_broken_out_of() -> None:
+    from mailgate.admin import _powershell
+
+    assert _powershell._q("o'brien@x.com") == "'o''brien@x.com'"
+    assert _powershell._q("a\u2019b@x.com") == "'a\u2019\u2019b@x.com'"
+    assert _powershell._q("a$b`c@x.com") == "'a$b`c@x.com'"  # single quotes: no expansion

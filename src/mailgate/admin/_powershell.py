@@ -29,9 +29,17 @@ class PowerShellBlock:
     optional: bool = False
 
 
+_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"  # PowerShell treats all four as single quotes
+
+
 def _q(value: str) -> str:
-    """A single-quoted PowerShell string (placeholders stay readable)."""
-    return "'" + value.replace("'", "''") + "'"
+    """A single-quoted PowerShell string (placeholders stay readable).
+
+    Every character PowerShell reads as a single quote is doubled, so an address cannot end the
+    string early in a script an admin copies; single quotes also stop ``$`` and backtick from
+    being expanded.
+    """
+    return "'" + "".join(c + c if c in _SINGLE_QUOTES else c for c in value) + "'"
 
 
 def _connect() -> PowerShellBlock:
@@ -141,8 +149,9 @@ def _restriction_blocks(
         "to RBAC grants, they do not narrow them).",
         (
             f"New-ServicePrincipal -AppId {client_id} -ObjectId {sp_id} -DisplayName 'mailgate'",
+            # Single-quoted outer string: a double-quoted one would expand "$" in an address.
             f"New-ManagementScope -Name {_q(SCOPE_NAME)} "
-            f'-RecipientRestrictionFilter "{restriction}"',
+            f"-RecipientRestrictionFilter {_q(restriction)}",
             *(
                 f"New-ManagementRoleAssignment -App {sp_id} -Role {_q(role)} "
                 f"-CustomResourceScope {_q(SCOPE_NAME)}"
