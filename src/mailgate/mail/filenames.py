@@ -99,12 +99,28 @@ def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = Fal
 
     ``os.link`` fails if the name exists (a planted symlink included), so taking a name and
     making the complete file appear under it is one atomic step; ``temp`` is then removed.
+    File systems without hard links (FAT/exFAT, many SMB/CIFS shares, some FUSE mounts) refuse
+    ``os.link`` with another error; there the name is reserved with ``O_EXCL`` and ``temp``
+    renamed onto that empty file of our own, which still overwrites nothing of anyone else's.
     """
     for candidate in _candidates(directory, name, resolved):
         try:
             os.link(temp, candidate)
         except FileExistsError:
             continue
+        except OSError:
+            return _publish_by_rename(temp, directory, name, resolved)
         os.unlink(temp)
         return candidate
     raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def _publish_by_rename(temp: Path, directory: Path, name: str, resolved: bool) -> Path:
+    reserved = reserve_path(directory, name, resolved=resolved)
+    try:
+        os.replace(temp, reserved)
+    except BaseException:
+        # Release the name again: an empty file would look like a saved (empty) message.
+        reserved.unlink(missing_ok=True)
+        raise
+    return reserved

@@ -9,10 +9,13 @@ Broken MIME never stops a run: the raw ``.eml`` is kept and the problem is repor
 
 from __future__ import annotations
 
+import contextlib
 import email
+import errno
 import io
 import os
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +48,20 @@ class SavedMessage:
     summary: MessageSummary | None = None
 
 
+def _io_error(action: str, path: Path, exc: OSError) -> MailgateError:
+    """A file-system failure while saving as a mailgate error naming the path and a remedy."""
+    reason = exc.strerror or exc.__class__.__name__
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+        remedy = "free space on that disk (or raise the quota) or save to another directory."
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        remedy = "make the directory writable for this user or save to another directory."
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        remedy = "that path (or a parent of it) is a file: give a directory path to save into."
+    else:
+        remedy = "check that the directory exists and is writable, or save to another one."
+    return MailgateError(f"Cannot {action} {path}: {reason}.", remedy)
+
+
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
     stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
@@ -68,6 +85,8 @@ def attachment_dir(path: Path) -> Path:
                 f"{path} exists and is not a plain directory; attachments were not written.",
                 "remove or rename it and save again.",
             ) from None
+    except OSError as exc:
+        raise _io_error("create the attachment directory", path, exc) from exc
     return path
 
 
@@ -108,21 +127,58 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
         if not isinstance(data, bytes):
             problems.append(f"attachment {index} has no content")
             continue
-        path = reserve_path(target, str(name))
-        path.write_bytes(data)
+        try:
+            path = reserve_path(target, str(name))
+        except OSError as exc:
+            raise _io_error("create an attachment file in", target, exc) from exc
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # a cut-off attachment must not look whole
+            raise _io_error("write the attachment", path, exc) from exc
         written.append(path)
     return written, problems
 
 
 _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+_TRUNCATE = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW
 
 
-class _HeadKeepingWriter(io.BufferedWriter):
+def _open_fd(path: Path, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+class _Writer(io.BufferedWriter):
+    """A file writer whose file-system errors (disk full, I/O error) are mailgate errors."""
+
+    def __init__(self, path: Path, flags: int) -> None:
+        super().__init__(io.FileIO(_open_fd(path, flags), "wb"))
+        self.path = path
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
+
+    def finish(self) -> None:
+        """Flush and close; a failing flush is the disk-full case most often."""
+        try:
+            self.close()
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
+
+    def discard(self) -> None:
+        """Close without caring whether buffered bytes reach the disk: the file goes anyway."""
+        with contextlib.suppress(OSError):
+            self.close()
+
+
+class _HeadKeepingWriter(_Writer):
     """A file writer that also keeps the first bytes written: the message's header block."""
 
     def __init__(self, path: Path, limit: int = 64 * 1024) -> None:
-        super().__init__(io.FileIO(os.open(path, _EXCLUSIVE, 0o600), "wb"))
-        self.path = path
+        super().__init__(path, _EXCLUSIVE)
         self.head = bytearray()
         self._limit = limit
         self._capturing = True
@@ -149,10 +205,12 @@ class DirectorySink:
     """
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _io_error("create the directory", directory, exc) from exc
         self.directory = directory.resolve()
         self.saved: dict[str, SavedMessage] = {}
-        self._targets: dict[int, Path] = {}
         self._count = 0
         self._made: set[Path] = set()
 
@@ -167,36 +225,57 @@ class DirectorySink:
 
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is None:
-            # pid + counter: unique without mkstemp's random names; O_EXCL still guards it.
-            self._count += 1
-            temp = self.directory / f".mailgate-{os.getpid()}-{self._count}.part"
-            return cast(BinaryIO, _HeadKeepingWriter(temp))
+            return cast(BinaryIO, self._open_temp())
         name = getattr(part, "filename", None) or "attachment"
-        final = reserve_path(self._attachment_dir(ref.id), str(name), resolved=True)
-        handle = open(final, "wb")  # noqa: SIM115 - closed in complete/abort
-        self._targets[id(handle)] = final
-        return handle
+        target = self._attachment_dir(ref.id)
+        try:
+            final = reserve_path(target, str(name), resolved=True)
+            # The name was just reserved empty with O_EXCL: reopen it, not a symlink swapped in.
+            return cast(BinaryIO, _Writer(final, _TRUNCATE))
+        except OSError as exc:
+            raise _io_error("create an attachment file in", target, exc) from exc
+
+    def _open_temp(self) -> _HeadKeepingWriter:
+        # pid + counter: unique without mkstemp's random names; O_EXCL still guards it. A
+        # leftover of an earlier run with the same pid (containers always start at pid 1)
+        # takes the name; then a random suffix finds a free one.
+        self._count += 1
+        stem = f".mailgate-{os.getpid()}-{self._count}"
+        temp = self.directory / f"{stem}.part"
+        for _attempt in range(8):
+            try:
+                return _HeadKeepingWriter(temp)
+            except FileExistsError:
+                temp = self.directory / f"{stem}-{secrets.token_hex(4)}.part"
+            except OSError as exc:
+                raise _io_error("create a file in", self.directory, exc) from exc
+        raise MailgateError(
+            f"Cannot create a temporary file in {self.directory}: every name tried exists.",
+            "remove the .mailgate-*.part files left there by an earlier run and save again.",
+        )
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
-        dest.close()
+        assert isinstance(dest, _Writer)
+        dest.finish()
         if part is not None:
-            final = self._targets.pop(id(dest))
             if ref.id in self.saved:
-                self.saved[ref.id].attachments.append(final)
+                self.saved[ref.id].attachments.append(dest.path)
             return
         assert isinstance(dest, _HeadKeepingWriter)
         summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=size)
         name = eml_filename(summary.subject, summary.date, ref.id)
-        final = publish_file(dest.path, self.directory, name, resolved=True)
+        try:
+            final = publish_file(dest.path, self.directory, name, resolved=True)
+        except OSError as exc:
+            raise _io_error("save the message in", self.directory, exc) from exc
         self.saved[ref.id] = SavedMessage(final, size, summary=summary)
 
     def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
-        final = self._targets.pop(id(dest), None)
-        dest.close()
-        if isinstance(dest, _HeadKeepingWriter):
+        assert isinstance(dest, _Writer)
+        dest.discard()
+        # The error that made us abort is the one to report, not a failing clean-up.
+        with contextlib.suppress(OSError):
             dest.path.unlink(missing_ok=True)
-        if final is not None:
-            final.unlink(missing_ok=True)
 
     async def fetch_one(
         self, ref: MessageRef, fetch: Callable[[BinaryIO], Awaitable[int]], attachments: bool
@@ -205,10 +284,12 @@ class DirectorySink:
         handle = self.open(ref, None)
         try:
             size = await fetch(handle)
+            self.complete(ref, None, handle, size)
         except BaseException:
+            # Also when complete fails (disk full on the last flush, the rename refused): the
+            # temporary file must not stay behind.
             self.abort(ref, None, handle)
             raise
-        self.complete(ref, None, handle, size)
         saved = self.saved[ref.id]
         if attachments:
             files, problems = extract_attachments(saved.eml_path)

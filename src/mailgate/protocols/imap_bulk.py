@@ -120,7 +120,7 @@ class _Target:
         self.copy = bytearray() if split else None
         self.decoder = Base64Decoder(self.dest) if part and part.encoding == "base64" else None
         self.buffer = bytearray() if part and part.encoding == "quoted-printable" else None
-        self.done = False
+        self.done = False  # the sink has completed or aborted this file
         if size == 0:
             self._finish()
 
@@ -139,21 +139,33 @@ class _Target:
         return len(data)
 
     def _finish(self) -> None:
-        written = self.received
-        if self.decoder is not None:
-            self.decoder.finish()
-            written = self.decoder.written
-        elif self.buffer is not None:
-            decoded = quopri.decodestring(bytes(self.buffer))
-            written = self.dest.write(decoded)
+        try:
+            written = self.received
+            if self.decoder is not None:
+                self.decoder.finish()
+                written = self.decoder.written
+            elif self.buffer is not None:
+                decoded = quopri.decodestring(bytes(self.buffer))
+                written = self.dest.write(decoded)
+            self.sink.complete(self.ref, self.part, self.dest, written)
+        except BaseException:
+            # A complete that fails (disk full on the last flush, the rename refused) must
+            # still remove the temporary file; ``done`` then keeps the caller from aborting
+            # it a second time.
+            self.done = True
+            self.sink.abort(self.ref, self.part, self.dest)
+            raise
         self.done = True
-        self.sink.complete(self.ref, self.part, self.dest, written)
         if self.copy is not None:
-            for part, data in split_attachments(bytes(self.copy)):
+            copy, self.copy = bytes(self.copy), None
+            for part, data in split_attachments(copy):
                 dest = self.sink.open(self.ref, part)
-                dest.write(data)
-                self.sink.complete(self.ref, part, dest, len(data))
-            self.copy = None
+                try:
+                    dest.write(data)
+                    self.sink.complete(self.ref, part, dest, len(data))
+                except BaseException:
+                    self.sink.abort(self.ref, part, dest)
+                    raise
 
 
 async def fetch_many(
