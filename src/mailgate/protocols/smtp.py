@@ -7,6 +7,10 @@ and its replies (code, text) feed :func:`smtp_failure`, the one pure place where
 replies become typed errors: 535 5.7.3 (token refused), 535 5.7.139 (SMTP AUTH disabled),
 550 5.7.30 (basic auth), 554 5.2.252 (SendAsDenied), 4xx (throttled), 552 (too large).
 
+Envelope addresses: a non-ASCII domain is sent IDNA-encoded (``bücher.de`` →
+``xn--bcher-kva.de``); a non-ASCII local part needs the server's SMTPUTF8 extension
+(:func:`prepare_envelope`), else the address is refused before anything is sent.
+
 SASL: ``AUTH XOAUTH2`` → ``334`` → base64 response (as Microsoft documents it); a second 334
 is a failure challenge (Dovecot/Gmail style), answered with an empty line.
 """
@@ -22,7 +26,15 @@ import ssl
 from collections.abc import Sequence
 from typing import ClassVar
 
-from mailgate.errors import ConfigurationError, MailgateError, ProtocolError, TransportError
+import idna
+
+from mailgate.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MailgateError,
+    ProtocolError,
+    TransportError,
+)
 from mailgate.protocols._mailstream import transport_error
 from mailgate.protocols._socket_mailbox import SocketMailbox
 from mailgate.protocols.base import (
@@ -35,7 +47,13 @@ from mailgate.protocols.base import (
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
 
-__all__ = ["SmtpMailbox", "retry_after_seconds", "smtp_failure"]
+__all__ = [
+    "SmtpMailbox",
+    "envelope_address",
+    "prepare_envelope",
+    "retry_after_seconds",
+    "smtp_failure",
+]
 
 _RETRY = re.compile(r"(?:retry|try again)[^0-9]{0,20}(\d+)\s*(second|sec|s\b|minute|min)", re.I)
 
@@ -47,6 +65,54 @@ def retry_after_seconds(text: str, default: float = 60.0) -> float:
         return default
     value = float(match.group(1))
     return value * 60 if match.group(2).lower().startswith("m") else value
+
+
+def envelope_address(address: str, field: str, smtputf8: bool) -> tuple[str, bool]:
+    """``address`` as it goes into MAIL FROM / RCPT TO, and whether it needs SMTPUTF8.
+
+    The domain is IDNA-encoded (IDNA 2008 with UTS #46 mapping, so ``straße.de`` stays distinct
+    from ``strasse.de``); a non-ASCII local part has no ASCII form and is sent as UTF-8, which
+    only a server offering SMTPUTF8 accepts. ``field`` names the address in errors.
+    """
+    if address.isascii():
+        return address, False
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    if domain and not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise InvalidInputError(
+                field, "an e-mail address with a valid (IDNA) domain name", address
+            ) from exc
+    if local.isascii():
+        return f"{local}{at}{domain}", False
+    if not smtputf8:
+        raise InvalidInputError(
+            field,
+            "an address with an ASCII part before the @: the server does not accept "
+            "non-ASCII addresses (SMTPUTF8)",
+            address,
+        )
+    return f"{local}{at}{domain}", True
+
+
+def prepare_envelope(
+    sender: str, recipients: Sequence[str], smtputf8: bool
+) -> tuple[str, list[str], list[str]]:
+    """The envelope sender and recipients as sent, plus the MAIL FROM options they need.
+
+    ``smtputf8`` says whether the server offered the extension (EHLO). Raises
+    :class:`InvalidInputError` for an address the server cannot take, before anything is sent.
+    """
+    wire_sender, utf8 = envelope_address(sender, "sender", smtputf8)
+    wire_recipients = []
+    for recipient in recipients:
+        wire, needs = envelope_address(recipient, "recipient", smtputf8)
+        wire_recipients.append(wire)
+        utf8 = utf8 or needs
+    return wire_sender, wire_recipients, ["SMTPUTF8"] if utf8 else []
 
 
 def smtp_failure(code: int, text: str, phase: str, size_limit: int | None = None) -> MailgateError:
@@ -163,11 +229,13 @@ class SmtpMailbox(SocketMailbox):
         await asyncio.to_thread(self._send, self._smtp, mime, sender, list(recipients))
 
     def _send(self, smtp: smtplib.SMTP, mime: bytes, sender: str, recipients: list[str]) -> None:
+        sender, recipients, utf8 = prepare_envelope(sender, recipients, smtp.has_extn("smtputf8"))
         limit = int(smtp.esmtp_features.get("size", "0") or 0) or None
         if limit and len(mime) > limit:
             raise smtp_failure(552, f"message size {len(mime)} exceeds {limit}", "mail", limit)
         try:
             options = [f"SIZE={len(mime)}"] if smtp.has_extn("size") else []
+            options += utf8
             code, text = smtp.mail(sender, options)
             if code != 250:
                 raise smtp_failure(code, text.decode("utf-8", "replace"), "mail", limit)
