@@ -271,12 +271,41 @@ class Pop3Mailbox(SocketMailbox):
             written += len(data)
 
     async def delete_permanently(self, refs: Sequence[MessageRef]) -> None:
-        for ref in refs:
-            await self._command(f"DELE {self._number(ref)}", "DELE")
+        """Delete all of ``refs`` or none: every ref is checked before the first ``DELE``.
+
+        ``DELE`` only marks; ``QUIT`` commits. If one ``DELE`` fails, ``RSET`` unmarks the
+        earlier ones, since :meth:`close` would otherwise commit them with its ``QUIT``.
+        """
+        numbers = list(dict.fromkeys(self._number(ref) for ref in refs))
+        try:
+            for number in numbers:
+                await self._command(f"DELE {number}", "DELE")
+        except MailgateError:
+            await self._unmark()
+            raise
+        except BaseException:
+            # Cancelled mid-command: the reply stream is out of step, so leave without QUIT.
+            await self._abandon()
+            raise
         await self._command("QUIT", "QUIT")  # POP3 deletes only on QUIT
         await self.stream.close()
         self._stream = None
         await self.connect()
+
+    async def _unmark(self) -> None:
+        try:
+            await self._command("RSET", "RSET")
+        except MailgateError:
+            await self._abandon()  # the failed DELE stays the error the caller sees
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _abandon(self) -> None:
+        """Drop the connection without QUIT: the server then commits none of the DELEs."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.close()
 
     async def list_folders(self) -> list[Folder]:
         """The one folder POP3 has."""
