@@ -32,7 +32,12 @@ from mailgate.protocols.base import (
     TokenSource,
     UnsupportedOperation,
 )
-from mailgate.protocols.http import add_envelope_bcc, stream, transport_errors
+from mailgate.protocols.http import (
+    add_envelope_bcc,
+    require_same_origin,
+    stream,
+    transport_errors,
+)
 
 __all__ = ["GraphMailbox"]
 
@@ -122,12 +127,15 @@ class GraphMailbox(HttpMailbox):
     async def _pages(
         self, url: str, action: str, params: dict[str, str] | None = None
     ) -> AsyncIterator[gj.Page]:
-        """Every page of a collection, following ``@odata.nextLink`` exactly as given."""
+        """Every page of a collection, following ``@odata.nextLink`` as given if it stays on
+        the mailbox's host (the token goes with it)."""
         next_url: str | None = url
         while next_url is not None:
             page = gj.parse_page(await self._json("GET", next_url, action, params))
             yield page
             next_url, params = page.next_link, None
+            if next_url is not None:
+                require_same_origin(next_url, self.base_url)
 
     def _message(self, ref: MessageRef) -> str:
         return f"{self._user}/messages/{quote(ref.id, safe='')}"
@@ -362,7 +370,7 @@ class GraphMailbox(HttpMailbox):
                 target = removed if "@removed" in item else changed
                 target.add(str(item.get("id")))
             if page.delta_link is not None:
-                return changed, removed, page.delta_link
+                return changed, removed, require_same_origin(page.delta_link, self.base_url)
         raise ProtocolError("Graph ended a delta query without a deltaLink.", "report this reply.")
 
     async def watch(

@@ -8,6 +8,8 @@ Everything that touches httpx for mail goes through here:
 - :func:`transport_errors` is the only place httpx exceptions become
   :class:`~mailgate.errors.TransportError` (with ``raise ... from``), so a DNS failure, a TLS
   failure or a timeout reads the same whichever API was being called.
+- :func:`require_same_origin` checks a server-given link (``@odata.nextLink``/``deltaLink``)
+  before it is followed with the bearer token attached;
 - :func:`retry_after_seconds` reads ``Retry-After`` (seconds or an HTTP date);
   :func:`with_backoff` retries a call that raised
   :class:`~mailgate.protocols.base.ThrottledError`, waiting what the server asked (Graph
@@ -29,7 +31,7 @@ from typing import Any, TypeVar
 import httpx
 
 from mailgate import __version__
-from mailgate.errors import TransportError
+from mailgate.errors import ProtocolError, TransportError
 from mailgate.protocols.base import ThrottledError, TokenSource
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "BearerAuth",
     "add_envelope_bcc",
     "create_client",
+    "require_same_origin",
     "retry_after_seconds",
     "stream",
     "transport_errors",
@@ -92,6 +95,35 @@ def create_client(
         transport=transport,
         follow_redirects=False,
     )
+
+
+def require_same_origin(link: str, base_url: str) -> str:
+    """``link`` if following it keeps the request on ``base_url``'s scheme, host and port.
+
+    Paging and delta links come from the server's reply and are followed with the bearer token
+    attached; a link to another host (a tampered reply, a proxy's rewrite) would hand that host
+    a token for the mailbox. Relative links stay on the base host and pass.
+    """
+    try:
+        url = httpx.URL(link)
+    except httpx.InvalidURL as exc:
+        raise ProtocolError(
+            "The server sent a malformed paging link.", "report this reply."
+        ) from exc
+    if not url.scheme and not url.host:
+        return link
+    base = httpx.URL(base_url)
+    # httpx drops default ports (443 for https), so :443 and no port compare equal.
+    if (url.scheme or base.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+        shown = f"{url.scheme or base.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+        raise ProtocolError(
+            f"The server sent a paging link to another host; refusing to send the token to "
+            f"{shown} (the mailbox is at {base.scheme}://{base.host}"
+            + (f":{base.port}" if base.port else "")
+            + ").",
+            "check the base URL and any proxy between mailgate and the server.",
+        )
+    return link
 
 
 def _describe(exc: httpx.HTTPError) -> str:
