@@ -3,20 +3,35 @@
 MSAL's ``SerializableTokenCache`` persists nothing by itself; this module loads it before a token
 call and saves it after, under an exclusive file lock. Holding the lock across the call also
 means two processes that need a token for the same credential at once make one request, not two.
+
+A cache is only a cache: one that cannot be decrypted (written under another key, or damaged)
+is treated as empty with a warning, so the credential signs in again instead of every token
+call failing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import msal
 
+from mailgate.errors import MailgateError
 from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.vault import MasterKey
 
-__all__ = ["TokenCacheStore"]
+__all__ = ["TokenCacheStore", "remove_cache"]
+
+_log = logging.getLogger(__name__)
+
+
+def remove_cache(directory: Path, name: str) -> None:
+    """Delete credential ``name``'s cache in ``directory``; needs no master key."""
+    with exclusive_lock(directory / f"{name}.lock"):
+        (directory / f"{name}.bin").unlink(missing_ok=True)
+    (directory / f"{name}.lock").unlink(missing_ok=True)
 
 
 class TokenCacheStore:
@@ -33,33 +48,57 @@ class TokenCacheStore:
     def _context(name: str) -> str:
         return f"token cache {name!r}"
 
+    def _load(self, name: str, cache: msal.SerializableTokenCache) -> None:
+        path = self.path(name)
+        if not path.exists():
+            return
+        try:
+            clear = self.key.decrypt(path.read_text("ascii"), self._context(name))
+            cache.deserialize(clear.decode("utf-8"))
+        except (MailgateError, ValueError) as exc:
+            # ValueError covers non-ASCII files, bad UTF-8 and bad JSON alike.
+            reason = exc.message if isinstance(exc, MailgateError) else "it is not a token cache"
+            _log.warning(
+                "the token cache of credential %r cannot be read (%s); it is ignored. "
+                "App-only and password credentials sign in again by themselves; a delegated "
+                "credential needs `mailgate creds login %s`.",
+                name,
+                reason,
+                name,
+            )
+
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[msal.SerializableTokenCache]:
         """Yield the credential's cache; write it back (encrypted) if MSAL changed it."""
         with exclusive_lock(self.directory / f"{name}.lock"):
             cache = msal.SerializableTokenCache()
-            path = self.path(name)
-            if path.exists():
-                blob = path.read_text("ascii")
-                cache.deserialize(self.key.decrypt(blob, self._context(name)).decode("utf-8"))
+            self._load(name, cache)
             yield cache
             if cache.has_state_changed:
                 blob = self.key.encrypt(cache.serialize().encode("utf-8"), self._context(name))
-                write_private_file(path, blob.encode("ascii"))
+                write_private_file(self.path(name), blob.encode("ascii"))
 
     def remove(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
-        (self.directory / f"{name}.lock").unlink(missing_ok=True)
+        remove_cache(self.directory, name)
 
     def reencrypt(self, old: MasterKey, new: MasterKey) -> int:
-        """Re-encrypt every cache file from ``old`` to ``new`` (vault key rotation)."""
+        """Re-encrypt every cache file from ``old`` to ``new`` (after the vault's rotation).
+
+        Each file is rewritten under its own lock, so a token call running meanwhile is not
+        overwritten. A file ``old`` cannot decrypt is left as it is: :meth:`open` ignores it.
+        """
+        self.key = new
         count = 0
         if not self.directory.exists():
             return 0
         for path in sorted(self.directory.glob("*.bin")):
-            context = self._context(path.stem)
-            clear = old.decrypt(path.read_text("ascii"), context)
-            write_private_file(path, new.encrypt(clear, context).encode("ascii"))
+            name = path.stem
+            context = self._context(name)
+            with exclusive_lock(self.directory / f"{name}.lock"):
+                try:
+                    clear = old.decrypt(path.read_text("ascii"), context)
+                except (MailgateError, OSError, ValueError):
+                    continue
+                write_private_file(path, new.encrypt(clear, context).encode("ascii"))
             count += 1
-        self.key = new
         return count

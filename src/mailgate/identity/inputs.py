@@ -237,7 +237,11 @@ def parse_redirect_uri(value: str) -> str:
     """A redirect URI for the authorization-code flow: http://localhost[:port][/path] or https."""
     parts = urlsplit(value.strip())
     local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
-    if not (local or (parts.scheme == "https" and parts.netloc)):
+    try:
+        port_ok = parts.port is None or 1 <= parts.port <= 65535
+    except ValueError:  # urlsplit raises it for a port outside 0-65535 or not a number
+        port_ok = False
+    if not port_ok or not (local or (parts.scheme == "https" and parts.netloc)):
         raise InvalidInputError(
             "redirect URI",
             "http://localhost[:port] or an https:// URL registered on the app",

@@ -24,13 +24,13 @@ from mailgate.vault import CertificateInfo, CredentialKind, CredentialProfile, D
 
 __all__ = ["CredentialRequest", "build_profile", "parse_expiry"]
 
-_DAYS = re.compile(r"^(\d{1,4})\s*d(ays?)?$", re.I)
+_DAYS = re.compile(r"(\d{1,4})\s*d(ays?)?", re.I)
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     """``2027-05-22``, an ISO timestamp, or ``180d`` (days from now), as an aware UTC datetime."""
     value = text.strip()
-    match = _DAYS.match(value)
+    match = _DAYS.fullmatch(value)
     if match:
         return (now or datetime.now(UTC)) + timedelta(days=int(match.group(1)))
     try:
@@ -95,7 +95,8 @@ def build_profile(
     request: CredentialRequest, certificate: CertificateInfo | None = None
 ) -> tuple[CredentialProfile, list[str]]:
     """Validate and normalise ``request``; returns the profile and warnings for the user."""
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", request.name):
+    # fullmatch, not match with "$": "$" also matches before a trailing newline.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", request.name):
         raise InvalidInputError(
             "name",
             "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -125,7 +126,7 @@ def build_profile(
         )
     if kind is CredentialKind.PASSWORD and not request.username:
         raise InvalidInputError("username", "the user's sign-in name (UPN)")
-    if request.username and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", request.username):
+    if request.username and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", request.username):
         raise InvalidInputError("username", "a UPN such as alice@contoso.com", request.username)
     exchange = CLOUDS.get(cloud, CLOUDS["global"]).exchange_resource
     default_scope = (

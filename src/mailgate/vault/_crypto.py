@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailgate.errors import InvalidInputError, MasterKeyError
-from mailgate.fileio import write_private_file
 
 __all__ = ["ENV_MASTER_KEY", "MasterKey", "generate_key_text", "load_master_key"]
 
@@ -97,6 +98,38 @@ class MasterKey:
                 f"an encrypted value for {context} failed its integrity check.",
                 "the vault file was altered; restore it from a backup or add the credential again.",
             ) from exc
+        except ValueError as exc:
+            # AESGCM rejects a nonce shorter than 12 bytes with ValueError: a truncated blob.
+            raise MasterKeyError(
+                f"an encrypted value for {context} is damaged.",
+                "restore the vault file from a backup or add the credential again.",
+            ) from exc
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Create ``key_file`` with a new key unless another process wins the race to create it.
+
+    The key is written complete to a temporary file and hard-linked into place: ``link`` fails
+    if the name exists, so two processes starting at once agree on one key (the loser reads the
+    winner's) instead of each encrypting under its own and one of them being overwritten.
+    """
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".master.key.", dir=key_file.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((generate_key_text() + "\n").encode("ascii"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, key_file)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    dir_fd = os.open(key_file.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_master_key(data_dir: Path, *, create: bool = True) -> MasterKey:
@@ -111,7 +144,7 @@ def load_master_key(data_dir: Path, *, create: bool = True) -> MasterKey:
                 f"no master key: {ENV_MASTER_KEY} is not set and {key_file} does not exist.",
                 f"set {ENV_MASTER_KEY} or restore the key file.",
             )
-        write_private_file(key_file, (generate_key_text() + "\n").encode("ascii"))
+        _create_key_file(key_file)
     mode = stat.S_IMODE(key_file.stat().st_mode)
     if mode & 0o077:
         raise MasterKeyError(
