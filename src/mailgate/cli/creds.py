@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mailgate.cli._context import open_provider, open_vault, warn_expiring
 from mailgate.cli._output import console, print_json, read_secret, warn
 from mailgate.errors import InvalidInputError
 from mailgate.fileio import write_private_file
+from mailgate.identity.cache import remove_cache
 from mailgate.identity.profiles import CredentialRequest, build_profile, parse_expiry
 from mailgate.secret import Secret
 from mailgate.vault import (
+    ENV_MASTER_KEY,
     CredentialKind,
     CredentialProfile,
     DelegatedFlow,
@@ -33,6 +37,11 @@ SecretEnv = Annotated[
     str | None,
     typer.Option("--secret-env", metavar="VAR", help="Read the secret from this env variable."),
 ]
+
+
+def _cache_dir(data_dir: Path) -> Path:
+    # Same place TokenProvider keeps them (identity/tokens.py).
+    return data_dir / "token-cache"
 
 
 def _public_view(profile: CredentialProfile) -> dict[str, Any]:
@@ -150,14 +159,18 @@ def add(
         secrets[SecretField.CLIENT_SECRET] = extra
     for text in warnings:
         warn(text)
-    open_vault().add(profile, secrets, replace=replace)
+    vault = open_vault()
+    vault.add(profile, secrets, replace=replace)
+    if replace:
+        # Tokens of the replaced credential belong to its old app or user, not the new one.
+        remove_cache(_cache_dir(vault.directory), profile.name)
     console.print(
-        f"Stored credential [bold]{profile.name}[/] ({profile.kind.value}, "
-        f"tenant {profile.tenant}, cloud {profile.cloud})."
+        f"Stored credential [bold]{escape(profile.name)}[/] ({profile.kind.value}, "
+        f"tenant {escape(profile.tenant)}, cloud {escape(profile.cloud)})."
     )
     warn_expiring(profile)
     if kind is CredentialKind.DELEGATED:
-        console.print(f"Sign in once with `mailgate creds login {profile.name}`.")
+        console.print(f"Sign in once with `mailgate creds login {escape(profile.name)}`.")
 
 
 @app.command("list")
@@ -177,7 +190,10 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
         elif status.startswith("expires"):
             shown = f"[yellow]{shown} ({status})[/]"
         table.add_row(
-            p.name, p.kind.value, p.tenant, p.client_id, p.username or "-", p.cloud, shown
+            *(escape(v) for v in (p.name, p.kind.value, p.tenant, p.client_id)),
+            escape(p.username or "-"),
+            escape(p.cloud),
+            shown,
         )
     console.print(table)
 
@@ -194,17 +210,18 @@ def show(name: str, json_output: Annotated[bool, typer.Option("--json")] = False
         return
     for key, value in view.items():
         if value not in (None, "", [], ()):
-            console.print(f"[bold]{key}[/]: {value}", markup=True)
+            console.print(f"[bold]{escape(key)}[/]: {escape(str(value))}", markup=True)
     warn_expiring(profile)
 
 
 @app.command("rm")
 def rm(name: str) -> None:
     """Remove a credential and its cached tokens."""
-    provider = open_provider(interactive=False)
-    provider.vault.remove(name)
-    provider.forget(name)
-    console.print(f"Removed credential {name}.")
+    # No token provider: it would load (or create) the master key, which removing never needs.
+    vault = open_vault()
+    vault.remove(name)
+    remove_cache(_cache_dir(vault.directory), name)
+    console.print(f"Removed credential {escape(name)}.")
 
 
 @app.command("set-secret")
@@ -233,7 +250,7 @@ def set_secret(
         name, field, value, parse_expiry(expires) if expires else None
     )
     provider.forget(name)
-    console.print(f"Stored a new {what} for {name}.")
+    console.print(f"Stored a new {what} for {escape(name)}.")
     warn_expiring(updated)
 
 
@@ -245,7 +262,8 @@ def login(
     provider = open_provider(interactive=True)
     token = provider.sign_in(name, scope)
     console.print(
-        f"Signed in as {token.claims.get('upn', '?')}; the refresh token is stored encrypted."
+        f"Signed in as {escape(str(token.claims.get('upn', '?')))}; "
+        "the refresh token is stored encrypted."
     )
 
 
@@ -256,8 +274,11 @@ def new_key(
     """Generate a master key into a file (for MAILGATE_MASTER_KEY or rotate-key)."""
     if out.exists():
         raise InvalidInputError("--out", "a path that does not exist yet", str(out))
-    write_private_file(out, (generate_key_text() + "\n").encode("ascii"))
-    console.print(f"Wrote a new master key to {out} (mode 0600).")
+    try:
+        write_private_file(out, (generate_key_text() + "\n").encode("ascii"))
+    except OSError as exc:
+        raise InvalidInputError("--out", "a file path in a writable directory", str(out)) from exc
+    console.print(f"Wrote a new master key to {escape(str(out))} (mode 0600).")
 
 
 @app.command("rotate-key")
@@ -268,7 +289,13 @@ def rotate_key(
     ] = None,
 ) -> None:
     """Re-encrypt every secret and token cache under a new master key."""
-    provider = open_provider(interactive=False)
     key = load_master_key_file(new_key_file) if new_key_file else None
+    provider = open_provider(interactive=False)
     count = provider.vault.rotate_key(key, provider.caches.reencrypt)
     console.print(f"Re-encrypted {count} secrets and caches under key {provider.vault.key.key_id}.")
+    if os.environ.get(ENV_MASTER_KEY) and new_key_file is not None:
+        warn(
+            f"the master key comes from {ENV_MASTER_KEY}, so mailgate did not store the new "
+            f"key: set {ENV_MASTER_KEY} to the contents of {new_key_file} now; until then "
+            "mailgate cannot open the vault."
+        )
