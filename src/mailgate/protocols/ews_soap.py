@@ -12,6 +12,7 @@ ChangeKey would only turn a harmless race into an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,15 +59,34 @@ HEADER_PROPERTIES = (
 _PR_MESSAGE_FLAGS = '<t:ExtendedFieldURI PropertyTag="0x0E07" PropertyType="Integer"/>'
 
 
+# Everything outside XML 1.0's Char production: C0 controls but TAB/LF/CR, lone surrogates
+# (a str can hold them, e.g. from surrogateescape), U+FFFE and U+FFFF.
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&apos;",
+        # As references they survive attribute-value and line-end normalisation of the parser.
+        "\t": "&#9;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+    }
+)
+
+
 def xml_text(value: str) -> str:
-    """Escape text or an attribute value for XML (quotes included)."""
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&apos;")
-    )
+    """Escape text or an attribute value for XML (quotes included).
+
+    Characters XML 1.0 cannot carry at all (``\\x0b``, ``\\x1b``, lone surrogates...) are
+    dropped: not even a character reference may name them, and one of them makes the whole
+    SOAP request malformed. They only ever come from pasted or mis-decoded text.
+    """
+    if not (value.isascii() and value.isprintable()):
+        value = _NOT_XML_CHAR.sub("", value)
+    return value.translate(_ESCAPES)
 
 
 @dataclass(frozen=True)
