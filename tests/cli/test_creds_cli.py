@@ -255,3 +255,25 @@ def test_usage_errors_print_usage_not_internal_error(
     assert result.code == 2, result.text
     assert needle in result.err
     assert_no_traceback(result)
+
+
+def test_creds_expiring_for_monitoring(cli: Cli) -> None:
+    _add_secret(cli, "soon", "--secret-expires", "10d")
+    _add_secret(cli, "old", "--secret-expires", "2020-01-01")
+    _add_secret(cli, "later", "--secret-expires", "200d")
+    _add_secret(cli, "unknown")
+    result = cli("creds", "expiring", "--json")
+    assert result.code == 1
+    rows = {r["name"]: r for r in json.loads(result.out)}
+    assert set(rows) == {"soon", "old"}
+    assert rows["old"]["expired"] and not rows["soon"]["expired"]
+    assert "later" in cli("creds", "expiring", "--within", "365d").out
+    assert "EXPIRED" in cli("creds", "expiring").out
+    bad = cli("creds", "expiring", "--within", "soon")
+    assert bad.code == 2 and "--within: expected a number of days" in bad.err
+
+
+def test_creds_expiring_none_exits_0(cli: Cli) -> None:
+    _add_secret(cli, "later", "--secret-expires", "200d")
+    result = cli("creds", "expiring")
+    assert result.code == 0 and "No secret or certificate expires within 30 days" in result.out

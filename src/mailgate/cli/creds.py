@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -196,6 +197,57 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
             shown,
         )
     console.print(table)
+
+
+@app.command("expiring")
+def expiring(
+    within: Annotated[
+        str, typer.Option(help="Window: a number of days such as 30d (default) or 90d.")
+    ] = "30d",
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Credentials whose secret or certificate expires within the window (or has expired).
+
+    Exits 1 when there is any, so a scheduler or monitoring check can alert on it.
+    """
+    days = _window_days(within)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for profile in open_vault().list():
+        expires = profile.expires_at()
+        if expires is None or expires - now > timedelta(days=days):
+            continue
+        remaining = (expires - now).days
+        rows.append(
+            {
+                "name": profile.name,
+                "kind": profile.kind.value,
+                "expires": expires.isoformat(timespec="seconds"),
+                "days_left": remaining,
+                "expired": expires <= now,
+            }
+        )
+    if json_output:
+        print_json(rows)
+    elif not rows:
+        console.print(f"No secret or certificate expires within {days} days.", markup=False)
+    else:
+        for row in rows:
+            state = "EXPIRED" if row["expired"] else f"expires in {row['days_left']} days"
+            console.print(
+                f"{row['name']} ({row['kind']}): {state} ({row['expires'][:10]}); renew it and "
+                f"run `mailgate creds set-secret {row['name']}`",
+                markup=False,
+            )
+    if rows:
+        raise typer.Exit(1)
+
+
+def _window_days(text: str) -> int:
+    value = text.strip().lower().removesuffix("days").removesuffix("day").removesuffix("d")
+    if not value.isdigit() or not 0 < int(value) <= 3650:
+        raise InvalidInputError("--within", "a number of days such as 30d (1-3650)", text)
+    return int(value)
 
 
 @app.command("show")

@@ -257,6 +257,7 @@ def get(
     """List (or save) messages matching the filters; nothing is changed in the mailbox."""
     profile = _store().get(mailbox)
     connector = _connector()
+    warn_expiring(connector.provider.vault.get(profile.credential))
     criteria = _criteria(unread, from_address, subject, since, before, has_attachments)
     rows, problems = _run(
         _get(
@@ -332,7 +333,9 @@ def send(
         reply_to=tuple(reply_to or ()),
         attachments=tuple(Attachment.from_path(p) for p in attach or ()),
     )
-    message_id = _run(send_message(_connector(), profile, message))
+    connector = _connector()
+    warn_expiring(connector.provider.vault.get(profile.credential))
+    message_id = _run(send_message(connector, profile, message))
     console.print(
         f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id}).",
         markup=False,
