@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import msal  # noqa: E402
 from tests.interop.dovecot import DovecotServer, start_dovecot  # noqa: E402
-from tests.interop.test_streaming import big_message, put  # noqa: E402
+from tests.interop.test_streaming import big_message, put, stream_in_probe  # noqa: E402
 
 from mailgate.mail.filenames import reserve_path, safe_filename  # noqa: E402
 from mailgate.protocols.base import MessageRef, SearchCriteria, Security  # noqa: E402
@@ -268,22 +268,9 @@ def streamed_50mb(
 ) -> dict[str, Any]:
     raw = big_message(50 * 1024 * 1024)
     put(dovecot, address, "Big50", raw)
-    request = {
-        "token": token,
-        "address": address,
-        "port": str(dovecot.ports["imaps"]),
-        "ca_file": idp.ca_file,
-        "folder": "Big50",
-        "dest": str(scratch / "big.eml"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.interop.rss_probe"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
+    done = stream_in_probe(dovecot, idp.ca_file, address, token, "Big50", scratch / "big.eml")
+    if done.returncode:
+        raise SystemExit(f"the 50 MB probe failed:\n{done.stderr}")
     report: dict[str, Any] = json.loads(done.stdout)
     report["size"] = len(raw)
     return report

@@ -39,20 +39,20 @@ def put(dovecot: DovecotServer, address: str, folder: str, raw: bytes) -> None:
     dovecot.chown(path.parent)
 
 
-def test_50mb_message_streams_with_bounded_memory(
-    dovecot: DovecotServer, idp: SandboxController, alice: str, alice_token: str, tmp_path: Path
-) -> None:
-    raw = big_message(50 * 1024 * 1024)
-    put(dovecot, alice, "Big50", raw)
+def stream_in_probe(
+    dovecot: DovecotServer, ca_file: str, address: str, token: str, folder: str, dest: Path
+) -> subprocess.CompletedProcess[str]:
+    """Fetch the one message in ``folder`` with ``fetch_mime`` in a fresh process that reports
+    its peak memory growth (``rss_probe``), so this process's history cannot blur the figure."""
     request = {
-        "token": alice_token,
-        "address": alice,
+        "token": token,
+        "address": address,
         "port": str(dovecot.ports["imaps"]),
-        "ca_file": idp.ca_file,
-        "folder": "Big50",
-        "dest": str(tmp_path / "big.eml"),
+        "ca_file": ca_file,
+        "folder": folder,
+        "dest": str(dest),
     }
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "tests.interop.rss_probe"],
         input=json.dumps(request),
         capture_output=True,
@@ -60,6 +60,14 @@ def test_50mb_message_streams_with_bounded_memory(
         cwd=ROOT,
         timeout=300,
     )
+
+
+def test_50mb_message_streams_with_bounded_memory(
+    dovecot: DovecotServer, idp: SandboxController, alice: str, alice_token: str, tmp_path: Path
+) -> None:
+    raw = big_message(50 * 1024 * 1024)
+    put(dovecot, alice, "Big50", raw)
+    done = stream_in_probe(dovecot, idp.ca_file, alice, alice_token, "Big50", tmp_path / "big.eml")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["written"] == len(raw)
