@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from mailgate.protocols.sasl import parse_initial_response
+from mailgate.sandbox._streams import write_in_slices
 from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
 from mailgate.sandbox.imap_codec import (
     LITERAL_AT_END,
@@ -55,7 +56,6 @@ _TOKEN_REASONS = {
     "service_principal_not_registered",
 }
 _MAX_LINE = 1 << 20
-_CHUNK = 1 << 20
 
 
 class ImapSession(ImapFolderCommands):
@@ -78,11 +78,7 @@ class ImapSession(ImapFolderCommands):
 
     async def send(self, *parts: bytes) -> None:
         """Write parts, slicing big ones so the TLS layer never buffers a whole message."""
-        for part in parts:
-            view = memoryview(part)
-            for offset in range(0, len(view), _CHUNK):
-                self.writer.write(view[offset : offset + _CHUNK])
-                await self.writer.drain()
+        await write_in_slices(self.writer, *parts)
 
     async def untagged(self, text: bytes) -> None:
         """``* text``."""

@@ -15,6 +15,7 @@ import contextlib
 import logging
 
 from mailgate.protocols.sasl import parse_initial_response
+from mailgate.sandbox._streams import write_in_slices
 from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
 from mailgate.sandbox.mailaccess import SandboxMail
 from mailgate.sandbox.mailstore import StoredMailbox, StoredMessage
@@ -27,7 +28,6 @@ GREETING = b"+OK The Microsoft Exchange POP3 service is ready.\r\n"
 AUTH_OK = b"+OK User successfully authenticated."
 AUTH_FAILED = b"-ERR Authentication failure: unknown user name or bad password."
 _CAPA = [b"TOP", b"UIDL", b"SASL XOAUTH2 OAUTHBEARER", b"RESP-CODES", b"PIPELINING", b"."]
-_CHUNK = 1 << 20
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -55,11 +55,7 @@ class Pop3Session:
 
     async def send(self, *parts: bytes) -> None:
         """Write and drain in slices (messages may be large)."""
-        for part in parts:
-            view = memoryview(part)
-            for offset in range(0, len(view), _CHUNK):
-                self.writer.write(view[offset : offset + _CHUNK])
-                await self.writer.drain()
+        await write_in_slices(self.writer, *parts)
 
     async def line(self, text: bytes) -> None:
         """One response line."""
