@@ -304,8 +304,3 @@ def demo_mail(domain: str, daemon_sp: str) -> list[dict[str, Any]]:
             "messages": [_msg(alice, "Lunch?", "Shall we have lunch at noon?")],
         },
     ]
-
-
-def utc_now() -> datetime:
-    """Now in UTC (a seam for tests)."""
-    return datetime.now(UTC)
