@@ -121,3 +121,41 @@ def test_sizes(text: str | int, size: int) -> None:
 def test_bad_sizes(text: str | bool) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_properties_values_may_follow_on_the_next_line() -> None:
+    from mailgate.settings.esm import parse_properties
+
+    text = "# c\n! c\na.b = 1\nc.d =\nhttps://x.example/p\ne.f: two \\\n  parts\ng.h = \n"
+    assert parse_properties(text) == [
+        ("a.b", "1"),
+        ("c.d", "https://x.example/p"),
+        ("e.f", "twoparts"),
+        ("g.h", ""),
+    ]
+
+
+def test_esm_mapping_normalises_and_reports() -> None:
+    from mailgate.settings.esm import map_esm_settings
+
+    result = map_esm_settings(
+        "mail.oauth.scopes = IMAP.AccessAsUser.All SMTP.Send offline_access\n"
+        "mail.transport.oauth.enabled = TRUE\nmail.debug = true\n"
+    )
+    assert result.values == {
+        "oauth.scopes": "https://outlook.office365.com/IMAP.AccessAsUser.All "
+        "https://outlook.office365.com/SMTP.Send",  # MSAL adds offline_access itself
+        "oauth.transport_enabled": True,
+    }
+    assert any("ignored mail.debug" in w for w in result.warnings)
+    with pytest.raises(ConfigurationError, match="true or false"):
+        map_esm_settings("mail.store.oauth.enabled = yes\n")
+    with pytest.raises(ConfigurationError, match="empty"):
+        map_esm_settings("mail.oauth.client.id =\n")
+
+
+def test_oauth_keys_in_the_file_are_checked_like_imported_ones(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[oauth]\nclient_id = "not-a-guid"\n', "utf-8")
+    with pytest.raises(ConfigurationError, match=r"oauth\.client_id"):
+        load_settings(path=path, environ={})

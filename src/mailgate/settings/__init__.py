@@ -191,11 +191,15 @@ def load_settings(
     *,
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> ResolvedSettings:
-    """Resolve the settings for ``job`` (and its mailbox) or ``mailbox``; see the module doc."""
+    """Resolve the settings for ``job`` (and its mailbox) or ``mailbox``; see the module doc.
+
+    ``data`` stands in for the file's content (to check a change before writing it).
+    """
     environ = os.environ if environ is None else environ
     path = path or config_file()
-    data = read_config(path)
+    data = read_config(path) if data is None else data
     layers = _Layers(environ)
     for dotted in _all_keys():
         layers.sources[dotted] = DEFAULT_SOURCE

@@ -11,8 +11,17 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
 
+from mailgate.errors import MailgateError
 from mailgate.secret import Secret
 
 __all__ = [
@@ -122,6 +131,19 @@ class OAuthSettings(_Section):
                 "off in Exchange Online; remove the key or set it to true"
             )
         return value
+
+    @field_validator("authorize_endpoint", "client_id", "scopes")
+    @classmethod
+    def _well_formed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        from mailgate.settings.esm import OAUTH_PARSERS  # esm imports identity parsers
+
+        try:
+            parsed, _warnings = OAUTH_PARSERS[info.field_name or ""](value)
+        except MailgateError as exc:
+            raise ValueError(exc.message.rstrip(".")) from None
+        return str(parsed)
 
 
 class Settings(_Section):
