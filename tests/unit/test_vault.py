@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.errors import CredentialNotFoundError, MasterKeyError, VaultError
+from mailgate.errors import (
+    CredentialNotFoundError,
+    InvalidInputError,
+    MasterKeyError,
+    VaultError,
+)
 from mailgate.secret import Secret
 from mailgate.vault import (
     CredentialKind,
@@ -80,6 +85,15 @@ def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     load_master_key(tmp_path)
     os.chmod(tmp_path / "master.key", 0o644)
     with pytest.raises(MasterKeyError, match="chmod 600"):
+        load_master_key(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["clé secrète\n".encode(), b"\xff\xfe\x00garbage", b""])
+def test_key_file_that_is_not_a_key_is_named(tmp_path: Path, content: bytes) -> None:
+    key_file = tmp_path / "master.key"
+    key_file.write_bytes(content)
+    key_file.chmod(0o600)
+    with pytest.raises(InvalidInputError, match="32-byte key"):
         load_master_key(tmp_path)
 
 

@@ -151,4 +151,6 @@ def load_master_key(data_dir: Path, *, create: bool = True) -> MasterKey:
             f"the master key file {key_file} is readable by other users (mode {mode:o}).",
             f"run `chmod 600 {key_file}`, then rotate the key (`mailgate creds rotate-key`).",
         )
-    return MasterKey(_parse_key_text(key_file.read_text("ascii"), str(key_file)), str(key_file))
+    # Undecodable bytes must end as "not a key", not as an internal error.
+    text = key_file.read_bytes().decode("ascii", errors="replace")
+    return MasterKey(_parse_key_text(text, str(key_file)), str(key_file))
