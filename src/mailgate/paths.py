@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import platformdirs
+
+from mailgate.errors import ConfigurationError
 
 __all__ = ["data_dir", "ensure_private_dir", "sandbox_description_file"]
 
@@ -21,8 +24,19 @@ def data_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (mode 0700) if needed; the vault and caches live below it."""
+    """Create ``path`` (mode 0700) if needed; the vault and caches live below it.
+
+    An existing directory that others can write to, or that another user owns, is refused:
+    whoever can write there could swap the vault, the key or the state store for their own.
+    """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o022 or info.st_uid not in (os.getuid(), 0):
+        raise ConfigurationError(
+            f"the data directory {path} can be written by other users "
+            f"(mode {stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}).",
+            f"run `chmod 700 {path}` as its owner, or set {ENV_HOME} to a private directory.",
+        )
     return path
 
 

@@ -100,3 +100,13 @@ def test_broken_config_file_is_one_readable_error(cli: Cli) -> None:
     missing = cli("config", "show", "nope", "--effective")
     assert missing.code == 2 and "no job named 'nope'" in missing.err
     assert cli("config", "import", str(cli.home / "absent.txt")).code == 2
+
+
+def test_a_data_directory_others_can_write_is_refused(cli: Cli) -> None:
+    cli.home.mkdir(parents=True)
+    cli.home.chmod(0o777)
+    result = cli("creds", "list")
+    assert result.code == 2
+    assert "can be written by other users" in result.err and "chmod 700" in result.err
+    assert_no_traceback(result)
+    assert not (cli.home / "master.key").exists()
