@@ -255,12 +255,29 @@ def test_uploaded_certificate_signs_in_through_msal(sandbox: SandboxController, 
 
 
 def test_refusals_have_graph_shape(sandbox: SandboxController, admin: str) -> None:
+    with Graph(sandbox, admin) as graph:
+        admins = _new_app(graph, "admins-app")
+        exchange = graph.resource(EXCHANGE_APP_ID)
     alice = device_code_token(sandbox, "alice")
     with Graph(sandbox, alice) as graph:
-        denied = graph.call("POST", "/applications", {"displayName": "x"})
-    assert denied.status_code == 403
-    assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
-    assert denied.json()["error"]["message"] == "Insufficient privileges to complete the operation."
+        own = _new_app(graph, "alices-app")  # members may register apps and own them
+        assert graph.call("POST", f"/applications/{own['id']}/addPassword", {}).status_code == 200
+        others = graph.call("POST", f"/applications/{admins['id']}/addPassword", {})
+        consent = graph.call(
+            "POST",
+            f"/servicePrincipals/{own['sp']['id']}/appRoleAssignments",
+            {
+                "principalId": own["sp"]["id"],
+                "resourceId": exchange["id"],
+                "appRoleId": FULL_ACCESS_AS_APP,
+            },
+        )
+    for denied in (others, consent):
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
+        assert denied.json()["error"]["message"] == (
+            "Insufficient privileges to complete the operation."
+        )
     with Graph(sandbox, "not-a-token") as graph:
         assert graph.call("GET", "/applications").status_code == 401
     # An Exchange token is not a Graph token.

@@ -15,8 +15,11 @@ Routes (``{id}`` is an object id)::
     POST /_sandbox/directory/propagation           {"delay_requests": N}
 
 Authorisation as in Entra: a Graph token of the sandbox whose ``scp`` (delegated) or ``roles``
-(app-only) holds the permission the call needs, and for delegated tokens a user with an admin
-directory role (``directory_roles`` in the tenant file); anything less is 403
+(app-only) holds the permission the call needs. For delegated tokens the user matters too:
+any member may read, and create apps while the tenant's ``users_can_register_apps`` (Entra's
+default "Yes") holds; changing an app needs one of its owners (its creator) or an admin
+directory role (``directory_roles`` in the tenant file); consent (app role assignments,
+delegated permission grants) needs an admin. Anything less is 403
 ``Authorization_RequestDenied``. The operations are in :mod:`mailgate.sandbox.directory`.
 """
 
@@ -26,6 +29,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,7 @@ from mailgate.sandbox.exchange_shell import ShellError, run_script
 from mailgate.sandbox.graph_json import error_body
 from mailgate.sandbox.params import GRAPH
 from mailgate.sandbox.platform import IdentityPlatform
-from mailgate.sandbox.tenant import App, Tenant
+from mailgate.sandbox.tenant import App, Tenant, User
 
 __all__ = ["READ_APPS", "WRITE_APPS", "create_directory_router"]
 
@@ -69,8 +73,31 @@ def _error(request: Request, err: DirectoryError, now: Any) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 
-def _caller(platform: IdentityPlatform, request: Request, needed: frozenset[str]) -> Tenant:
-    """The tenant of a token allowed to make this call; DirectoryError (401/403) otherwise."""
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the tenant, and the signed-in user (None for an app-only token)."""
+
+    tenant: Tenant
+    user: User | None
+
+    @property
+    def admin(self) -> bool:
+        """App-only callers with the permission, and users with an admin directory role."""
+        return self.user is None or self.user.is_directory_admin
+
+    def require_admin(self) -> None:
+        """Consent is for administrators only."""
+        if not self.admin:
+            raise DirectoryError(403, "Authorization_RequestDenied", _DENIED)
+
+    def require_owner(self, app: App) -> None:
+        """Changing an app needs an admin or one of its owners."""
+        if not self.admin and (self.user is None or self.user.upn.lower() not in app.owners):
+            raise DirectoryError(403, "Authorization_RequestDenied", _DENIED)
+
+
+def _caller(platform: IdentityPlatform, request: Request, needed: frozenset[str]) -> Caller:
+    """Who holds a token allowed to make this call; DirectoryError (401/403) otherwise."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise DirectoryError(401, "InvalidAuthenticationToken", "Access token is empty.")
@@ -95,11 +122,12 @@ def _caller(platform: IdentityPlatform, request: Request, needed: frozenset[str]
     if "scp" in claims:
         granted = set(str(claims["scp"]).split())
         user = tenant.user(str(claims.get("upn", "")))
-        if not granted & needed or user is None or not user.is_directory_admin:
+        if not granted & needed or user is None:
             raise DirectoryError(403, "Authorization_RequestDenied", _DENIED)
-    elif not set(claims.get("roles", [])) & needed:
+        return Caller(tenant, user)
+    if not set(claims.get("roles", [])) & needed:
         raise DirectoryError(403, "Authorization_RequestDenied", _DENIED)
-    return tenant
+    return Caller(tenant, None)
 
 
 class _Certificates:
@@ -143,14 +171,14 @@ def create_directory_router(
         if on_change is not None:
             on_change()
 
-    Handler = Callable[[Request, Tenant, dict[str, Any]], Response]
+    Handler = Callable[[Request, Caller, dict[str, Any]], Response]
 
     def route(method: str, path: str, needed: frozenset[str], handler: Handler) -> None:
         async def endpoint(request: Request) -> Response:
             try:
-                tenant = _caller(platform, request, needed)
+                caller = _caller(platform, request, needed)
                 body = await _body(request) if method in ("POST", "PATCH") else {}
-                response = handler(request, tenant, body)
+                response = handler(request, caller, body)
             except DirectoryError as err:
                 return _error(request, err, platform.clock())
             if method != "GET":
@@ -163,54 +191,68 @@ def create_directory_router(
         files = [c.cert_file for c in app.certificates]
         return dict(zip(files, platform.certificates(app), strict=True))
 
-    def list_apps(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        found = ops.list_applications(tenant, request.query_params.get("$filter"))
+    def owned(request: Request, caller: Caller) -> App:
+        app = ops.find_application(caller.tenant, request.path_params["id"])
+        caller.require_owner(app)
+        return app
+
+    def list_apps(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        found = ops.list_applications(caller.tenant, request.query_params.get("$filter"))
         return JSONResponse({"value": [ops.application_json(a, certs(a)) for a in found]})
 
-    def create_app(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        app = ops.create_application(tenant, body, platform.clock(), certificates.save)
+    def create_app(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        if not caller.admin and not caller.tenant.users_can_register_apps:
+            raise DirectoryError(403, "Authorization_RequestDenied", _DENIED)
+        app = ops.create_application(caller.tenant, body, platform.clock(), certificates.save)
+        if caller.user is not None:
+            app.owners.append(caller.user.upn.lower())
         return JSONResponse(ops.application_json(app, certs(app)), status_code=201)
 
-    def get_app(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        app = ops.find_application(tenant, request.path_params["id"])
+    def get_app(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        app = ops.find_application(caller.tenant, request.path_params["id"])
         return JSONResponse(ops.application_json(app, certs(app)))
 
-    def patch_app(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        app = ops.find_application(tenant, request.path_params["id"])
-        ops.update_application(app, body, certificates.save)
+    def patch_app(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        ops.update_application(owned(request, caller), body, certificates.save)
         return Response(status_code=204)
 
-    def delete_app(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        ops.delete_application(tenant, ops.find_application(tenant, request.path_params["id"]))
+    def delete_app(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        ops.delete_application(caller.tenant, owned(request, caller))
         return Response(status_code=204)
 
-    def add_password(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        app = ops.find_application(tenant, request.path_params["id"])
-        created = ops.add_password(app, body, platform.clock())
+    def add_password(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        created = ops.add_password(owned(request, caller), body, platform.clock())
         if platform.propagation_delay:
             platform.propagating[created["keyId"]] = platform.propagation_delay
         return JSONResponse(created)
 
-    def remove_password(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        ops.remove_password(ops.find_application(tenant, request.path_params["id"]), body)
+    def remove_password(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        ops.remove_password(owned(request, caller), body)
         return Response(status_code=204)
 
-    def list_sps(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        found = ops.list_service_principals(tenant, request.query_params.get("$filter"))
+    def list_sps(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        found = ops.list_service_principals(caller.tenant, request.query_params.get("$filter"))
         return JSONResponse({"value": found})
 
-    def create_sp(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        return JSONResponse(ops.create_service_principal(tenant, body), status_code=201)
+    def create_sp(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        app = caller.tenant.app(str(body.get("appId", "")))
+        if app is not None:
+            caller.require_owner(app)
+        return JSONResponse(ops.create_service_principal(caller.tenant, body), status_code=201)
 
-    def get_sp(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        return JSONResponse(ops.get_service_principal(tenant, request.path_params["id"]))
+    def get_sp(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        return JSONResponse(ops.get_service_principal(caller.tenant, request.path_params["id"]))
 
-    def assign(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        created = ops.assign_app_role(tenant, request.path_params["id"], body, platform.clock())
+    def assign(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        caller.require_admin()
+        created = ops.assign_app_role(
+            caller.tenant, request.path_params["id"], body, platform.clock()
+        )
         return JSONResponse(created, status_code=201)
 
-    def grant(request: Request, tenant: Tenant, body: dict[str, Any]) -> Response:
-        return JSONResponse(ops.grant_delegated(tenant, body), status_code=201)
+    def grant(request: Request, caller: Caller, body: dict[str, Any]) -> Response:
+        caller.require_admin()
+        return JSONResponse(ops.grant_delegated(caller.tenant, body), status_code=201)
 
     route("GET", "/v1.0/applications", READ_APPS, list_apps)
     route("POST", "/v1.0/applications", WRITE_APPS, create_app)

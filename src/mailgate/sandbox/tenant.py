@@ -50,6 +50,8 @@ or ``graph``; certificate paths are relative to the TOML file)::
     password_expired = false            # 50055
     directory_roles = []                # e.g. ["Global Administrator"]: may use Graph's
                                         # application/servicePrincipal/consent endpoints
+    [tenants]                           # (in each tenant)
+    users_can_register_apps = true      # members may create apps through Graph and own them
     [tenants.exchange]                  # Exchange Online settings, see mailconfig.py
     [[tenants.mailboxes]]               # mailboxes and their seeded messages, idem
 
@@ -166,6 +168,7 @@ class App(_Model):
     app_role_assignments: list[str] = []
     delegated_grants: list[str] = []
     required_resource_access: list[dict[str, Any]] = []
+    owners: list[str] = []  # UPNs; the user who created the app through Graph owns it
     created: datetime | None = None
     secrets: list[AppSecret] = []
     certificates: list[AppCertificate] = []
@@ -256,6 +259,9 @@ class Tenant(_Model):
     users: list[User] = []
     exchange: ExchangeSettings = ExchangeSettings()
     mailboxes: list[MailboxConfig] = []
+    # Entra's default "Users can register applications = Yes": members may create apps (and
+    # manage the ones they own) without an admin role; consent still needs an admin.
+    users_can_register_apps: bool = True
 
     _check_id = field_validator("id")(_guid)
 
