@@ -183,3 +183,89 @@ def test_bad_input_exits_2(cli: Cli, args: list[str], field: str) -> None:
     assert result.code == 2, result.text
     assert_no_traceback(result)
     assert result.err.startswith(f"error: {field}"), result.err
+
+
+def _secret_values(idp: SandboxController, app_id: str) -> list[str]:
+    return [s["value"] for s in idp.app(app_id)["secrets"]]
+
+
+def _token_answer(idp: SandboxController, app_id: str, secret: str) -> dict[str, object]:
+    with idp.http() as client:
+        response = client.post(
+            idp.tenant("contoso")["token_endpoint"],
+            data={
+                "grant_type": "client_credentials",
+                "client_id": app_id,
+                "client_secret": secret,
+                "scope": "https://outlook.office365.com/.default",
+            },
+        )
+    return dict(response.json())
+
+
+def _applied(scli: Cli, idp: SandboxController, credential: str) -> dict[str, str]:
+    result = _apply(scli, idp, "--credential", credential, "--json")
+    assert result.code == 0, result.text
+    data: dict[str, str] = json.loads(result.out)
+    return data
+
+
+def test_rotate_secret_replaces_and_removes_the_old_one(scli: Cli, idp: SandboxController) -> None:
+    data = _applied(scli, idp, "rot")
+    (old,) = _secret_values(idp, data["app_id"])
+    result = signed_in(scli, idp, "creds", "rotate-secret", "rot", "--days", "30")
+    assert result.code == 0, result.text
+    assert_no_traceback(result)
+    assert f"Removed the old secret {data['secret_key_id']}." in result.out
+    (new,) = _secret_values(idp, data["app_id"])
+    assert new != old and new not in result.text and old not in result.text
+    refused = _token_answer(idp, data["app_id"], old)
+    assert refused["error_codes"] == [7000215], refused
+    profile = json.loads(scli("creds", "show", "rot", "--json").out)
+    assert profile["secret_key_id"] not in (None, data["secret_key_id"])
+    token = scli("token", "rot", "--json")
+    assert token.code == 0, token.text
+    assert json.loads(token.out)["source"] == "identity platform", "old cached tokens dropped"
+
+
+def test_rotate_secret_keeps_the_old_one_when_the_new_one_fails(
+    scli: Cli, idp: SandboxController
+) -> None:
+    data = _applied(scli, idp, "keep")
+    before = json.loads(scli("creds", "show", "keep", "--json").out)
+    idp.delay_secret_propagation(1000)
+    try:
+        result = signed_in(scli, idp, "creds", "rotate-secret", "keep", "--wait", "0")
+    finally:
+        idp.delay_secret_propagation(0)
+    assert result.code == 1, result.text
+    assert_no_traceback(result)
+    err = " ".join(result.err.split())
+    assert "AADSTS7000215" in err or "7000215" in err
+    assert "The new secret was removed again." in err
+    assert "old secret was kept" in err
+    (kept,) = _secret_values(idp, data["app_id"])
+    assert "access_token" in _token_answer(idp, data["app_id"], kept)
+    after = json.loads(scli("creds", "show", "keep", "--json").out)
+    assert after == before, "the vault is unchanged"
+    assert scli("token", "keep").code == 0
+
+
+def test_rotate_secret_without_a_known_key_id_leaves_the_old_one(
+    scli: Cli, idp: SandboxController
+) -> None:
+    data = _applied(scli, idp, "orig")
+    (old,) = _secret_values(idp, data["app_id"])
+    added = scli(
+        "creds", "add", "byhand", "--kind", "client-secret", "--cloud", "sandbox",
+        "--tenant", idp.tenant("contoso")["id"], "--client-id", data["app_id"], "--secret-stdin",
+        input=old + "\n",
+    )  # fmt: skip
+    assert added.code == 0, added.text
+    result = signed_in(scli, idp, "creds", "rotate-secret", "byhand")
+    assert result.code == 0, result.text
+    assert "is not known (it was added by hand), so it was left in place" in " ".join(
+        result.err.split()
+    )
+    assert len(_secret_values(idp, data["app_id"])) == 2
+    assert "access_token" in _token_answer(idp, data["app_id"], old)
