@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mailgate import alerts
 from mailgate.admin.apply import GRAPH_CLI_CLIENT_ID
 from mailgate.admin.graph_client import GraphClient, graph_base_url
 from mailgate.admin.rotate import rotate_secret
@@ -211,12 +212,21 @@ def expiring(
         str, typer.Option(help="Window: a number of days such as 30d (default) or 90d.")
     ] = "30d",
     json_output: Annotated[bool, typer.Option("--json")] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Also POST one JSON alert there when anything expires (signed with "
+            "MAILGATE_ALERT_SECRET if set).",
+        ),
+    ] = None,
 ) -> None:
     """Credentials whose secret or certificate expires within the window (or has expired).
 
     Exits 1 when there is any, so a scheduler or monitoring check can alert on it.
     """
     days = _window_days(within)
+    url = alerts.parse_webhook_url(webhook) if webhook is not None else None
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for profile in open_vault().list():
@@ -245,6 +255,15 @@ def expiring(
                 f"run `mailgate creds set-secret {row['name']}`",
                 markup=False,
             )
+    if rows and url is not None:
+        sent = alerts.post_alert(
+            url,
+            alerts.expiry_alert(rows, days, now),
+            secret=os.environ.get(alerts.ENV_SECRET) or None,
+        )
+        # The listing above is the primary output; a failed alert is a warning, not a crash.
+        if not sent.delivered:
+            warn(f"the alert was not delivered to the webhook: {sent.detail}.")
     if rows:
         raise typer.Exit(1)
 
