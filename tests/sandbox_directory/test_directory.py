@@ -339,3 +339,23 @@ def test_changes_survive_a_restart(tmp_path: Path) -> None:
             second.exchange_powershell(
                 f"New-ServicePrincipal -AppId {app['appId']} -ObjectId {app['sp']['id']}"
             )
+
+
+def test_powershell_lines_parse_like_powershell() -> None:
+    from mailgate.sandbox.exchange_shell import parse_line
+
+    cmdlet, params = parse_line(
+        "Add-RecipientPermission -Identity 'o''brien@contoso.com' -Trustee abc "
+        "-AccessRights SendAs -Confirm:$false"
+    )
+    assert cmdlet == "Add-RecipientPermission"
+    assert params == {
+        "identity": "o'brien@contoso.com",
+        "trustee": "abc",
+        "accessrights": "SendAs",
+        "confirm": "$false",
+    }
+    with pytest.raises(ValueError, match="unterminated"):
+        parse_line("New-ServicePrincipal -AppId 'x")
+    with pytest.raises(ValueError, match="double-quoted"):
+        parse_line('Set-CASMailbox -Identity "a@b.c"')
