@@ -239,6 +239,34 @@ class SandboxClient:
             response = client.post(f"/_sandbox/users/{upn}/state", json=flags).raise_for_status()
         return str(response.json()["state"])
 
+    def exchange_powershell(self, script: str, tenant: str = "contoso") -> list[dict[str, Any]]:
+        """Run Exchange Online PowerShell lines (as ``setup plan``/``apply`` print them).
+
+        Graph cannot register service principals in Exchange or give mailbox rights; the
+        sandbox emulates those cmdlets (see :mod:`mailgate.sandbox.exchange_shell`). Returns
+        one result per line; raises :class:`ConfigurationError` naming the failing line.
+        """
+        payload = {"tenant": self.tenant(tenant)["id"], "script": script}
+        with self.http() as client:
+            response = client.post("/_sandbox/exchange/powershell", json=payload)
+        data: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            raise ConfigurationError(
+                f"the sandbox refused line {data.get('line', '?')}: {data.get('error')}",
+                "use the cmdlets and parameters listed in mailgate.sandbox.exchange_shell.",
+            )
+        return list(data["results"])
+
+    def delay_secret_propagation(self, token_requests: int) -> None:
+        """Refuse secrets added through Graph from now on for this many token requests each.
+
+        Emulates Entra's replication delay (AADSTS7000215 for a fresh secret); 0 turns it off.
+        """
+        with self.http() as client:
+            client.post(
+                "/_sandbox/directory/propagation", json={"delay_requests": token_requests}
+            ).raise_for_status()
+
     def sign_in(self, authorize_url: str, upn: str, password: str, consent: bool = False) -> str:
         """Act as the browser in an auth-code flow; returns the redirect ``Location``.
 

@@ -251,6 +251,7 @@ def test_demo_tenant_is_written_once_with_private_mode(platform_dir: Path) -> No
     states = [u.state for u in load_tenant_file(path).tenants[0].users]
     assert states == [
         "ok",
+        "ok",
         "mfa_required",
         "locked",
         "disabled",

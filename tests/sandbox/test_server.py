@@ -38,6 +38,7 @@ def test_description_schema(sandbox: SandboxController) -> None:
         "mailgate-nosp",
         "mailgate-wrongsp",
         "mailgate-imaponly",
+        "Microsoft Graph Command Line Tools",
     }
     daemon = sandbox.app("mailgate-daemon")
     assert sorted(s["expired"] for s in daemon["secrets"]) == [False, True]
@@ -45,6 +46,7 @@ def test_description_schema(sandbox: SandboxController) -> None:
     assert len(cert["thumbprint_sha1"]) == 40 and len(cert["thumbprint_sha256"]) == 64
     assert Path(cert["pfx_file"]).stat().st_mode & 0o777 == 0o600
     assert {u["upn"].split("@")[0]: u["state"] for u in contoso["users"]} == {
+        "admin": "ok",
         "alice": "ok",
         "bob": "mfa_required",
         "carol": "locked",

@@ -246,7 +246,7 @@ def credential_steps(flow: Flow) -> tuple[str, ...]:
     return ("None: a public client signs in users and holds no secret or certificate.",)
 
 
-def _delegated_scopes(plan_perms: Sequence[Permission], cloud: Cloud) -> str:
+def delegated_scopes(plan_perms: Sequence[Permission], cloud: Cloud) -> str:
     items = []
     for perm in plan_perms:
         if perm.name == "offline_access":
@@ -258,7 +258,7 @@ def _delegated_scopes(plan_perms: Sequence[Permission], cloud: Cloud) -> str:
     return " ".join(items)
 
 
-def _mailbox_name(address: str) -> str:
+def mailbox_name(address: str) -> str:
     local = address.split("@", 1)[0]
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in local) or "mailbox"
 
@@ -289,7 +289,7 @@ def mailgate_commands(request: PlanRequest, perms: Sequence[Permission]) -> tupl
     if request.protocol is Protocol.GRAPH and flow.app_only:
         parts += [f"--scope {cloud.graph_resource}/.default"]
     elif not flow.app_only:
-        parts += [f'--scope "{_delegated_scopes(perms, cloud)}"']
+        parts += [f'--scope "{delegated_scopes(perms, cloud)}"']
     if request.cloud != "global":
         parts += [f"--cloud {request.cloud}"]
     commands = [" ".join(parts)]
@@ -297,7 +297,7 @@ def mailgate_commands(request: PlanRequest, perms: Sequence[Permission]) -> tupl
         commands.append(f"mailgate creds login {credential}")
     addresses = request.mailboxes or ("<mailbox>",)
     for address in addresses:
-        name = _mailbox_name(address) if request.mailboxes else "<name>"
+        name = mailbox_name(address) if request.mailboxes else "<name>"
         commands.append(
             f"mailgate mailbox add {name} --credential {credential} "
             f"--protocol {request.protocol.value} --address {address}"

@@ -1,8 +1,10 @@
-"""``mailgate creds``: add, list, show, remove credentials; secrets; sign-in; master key."""
+"""``mailgate creds``: add, list, show, remove credentials; secrets and their rotation and
+expiry alerts; sign-in; master key."""
 
 from __future__ import annotations
 
 import os
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,10 +13,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mailgate import alerts
+from mailgate.admin.apply import GRAPH_CLI_CLIENT_ID
+from mailgate.admin.graph_client import GraphClient, graph_base_url
+from mailgate.admin.rotate import rotate_secret
 from mailgate.cli._context import open_provider, open_vault, warn_expiring
-from mailgate.cli._output import console, print_json, read_secret, warn
+from mailgate.cli._output import console, err_console, print_json, read_secret, warn
 from mailgate.errors import InvalidInputError
 from mailgate.fileio import write_private_file
+from mailgate.identity import ConsoleInteraction, parse_guid
 from mailgate.identity.cache import remove_cache
 from mailgate.identity.profiles import CredentialRequest, build_profile, parse_expiry
 from mailgate.secret import Secret
@@ -205,12 +212,21 @@ def expiring(
         str, typer.Option(help="Window: a number of days such as 30d (default) or 90d.")
     ] = "30d",
     json_output: Annotated[bool, typer.Option("--json")] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Also POST one JSON alert there when anything expires (signed with "
+            "MAILGATE_ALERT_SECRET if set).",
+        ),
+    ] = None,
 ) -> None:
     """Credentials whose secret or certificate expires within the window (or has expired).
 
     Exits 1 when there is any, so a scheduler or monitoring check can alert on it.
     """
     days = _window_days(within)
+    url = alerts.parse_webhook_url(webhook) if webhook is not None else None
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for profile in open_vault().list():
@@ -239,6 +255,15 @@ def expiring(
                 f"run `mailgate creds set-secret {row['name']}`",
                 markup=False,
             )
+    if rows and url is not None:
+        sent = alerts.post_alert(
+            url,
+            alerts.expiry_alert(rows, days, now),
+            secret=os.environ.get(alerts.ENV_SECRET) or None,
+        )
+        # The listing above is the primary output; a failed alert is a warning, not a crash.
+        if not sent.delivered:
+            warn(f"the alert was not delivered to the webhook: {sent.detail}.")
     if rows:
         raise typer.Exit(1)
 
@@ -350,4 +375,97 @@ def rotate_key(
             f"the master key comes from {ENV_MASTER_KEY}, so mailgate did not store the new "
             f"key: set {ENV_MASTER_KEY} to the contents of {new_key_file} now; until then "
             "mailgate cannot open the vault."
+        )
+
+
+@app.command("rotate-secret")
+def rotate_secret_command(
+    name: Annotated[str, typer.Argument(help="A client-secret credential.")],
+    days: Annotated[int, typer.Option(help="Lifetime of the new secret in days.")] = 180,
+    admin_client_id: Annotated[
+        str,
+        typer.Option(
+            "--admin-client-id", help="Public client the admin signs in with (device code)."
+        ),
+    ] = GRAPH_CLI_CLIENT_ID,
+    wait: Annotated[
+        int, typer.Option(help="Seconds to wait for the new secret to replicate before giving up.")
+    ] = 60,
+) -> None:
+    """Add a new client secret through Graph, prove it, store it, then remove the old one.
+
+    An admin (or an owner of the app) signs in with device code. The old secret is never
+    removed unless the new one worked; a new one that fails is removed again.
+    """
+    if not 1 <= days <= 730:
+        raise InvalidInputError("--days", "a number of days from 1 to 730", str(days))
+    if not 0 <= wait <= 600:
+        raise InvalidInputError("--wait", "0 to 600 seconds", str(wait))
+    parse_guid("--admin-client-id", admin_client_id)
+    provider = open_provider(interactive=True)
+    profile = provider.vault.get(name)
+    if profile.kind is not CredentialKind.CLIENT_SECRET:
+        raise InvalidInputError("credential kind", "a client-secret credential", profile.kind.value)
+    cloud = provider.cloud(profile)
+    admin = CredentialProfile(
+        name="rotate-admin",
+        kind=CredentialKind.DELEGATED,
+        cloud=profile.cloud,
+        tenant=profile.tenant,
+        client_id=admin_client_id,
+        scopes=(f"{cloud.graph_resource}/Application.ReadWrite.All",),
+        flow=DelegatedFlow.DEVICE_CODE,
+    )
+    err_console.print("Sign in as an administrator or owner of the app:", markup=False)
+    token = provider.acquire_unsaved(admin, {}, interaction=ConsoleInteraction())
+    err_console.print(f"Signed in as {token.claims.get('upn', '?')}.", markup=False)
+
+    def prove(secret: Secret) -> object:
+        # A real token request with the new secret and nothing cached.
+        return provider.acquire_unsaved(profile, {SecretField.CLIENT_SECRET: secret})
+
+    def store(secret: Secret, key_id: str, expires: datetime, app_object_id: str) -> object:
+        updated = provider.vault.set_secret(
+            name,
+            SecretField.CLIENT_SECRET,
+            secret,
+            expires,
+            secret_key_id=key_id,
+            app_object_id=app_object_id,
+        )
+        provider.forget(name)
+        return updated
+
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=cloud.ca_file) if cloud.ca_file else True
+    )
+    with GraphClient(graph_base_url(cloud), token.value, verify=verify) as graph:
+        result = rotate_secret(
+            graph,
+            profile,
+            days=days,
+            now=datetime.now(UTC).replace(microsecond=0),
+            prove=prove,
+            store=store,
+            wait_seconds=wait,
+        )
+    console.print(
+        f"New secret {result.new_key_id} for {name} works and is stored; it expires "
+        f"{result.expires}.",
+        markup=False,
+    )
+    if result.old_key_id is None:
+        warn(
+            f"the key id of the old secret of {name!r} is not known (it was added by hand), so "
+            "it was left in place: delete it in the Entra admin center > App registrations > "
+            f"the app > Certificates & secrets (keep {result.new_key_id}), or POST "
+            f"{graph_base_url(cloud)}/applications/{result.app_object_id}/removePassword "
+            '{"keyId": "<old key id>"}.'
+        )
+    elif result.old_removed:
+        console.print(f"Removed the old secret {result.old_key_id}.", markup=False)
+    else:
+        warn(
+            f"the old secret {result.old_key_id} could not be removed ({result.old_problem}); "
+            "delete it under Certificates & secrets."
         )

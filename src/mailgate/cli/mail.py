@@ -16,7 +16,7 @@ from rich.table import Table
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import console, err_console, print_json, warn
 from mailgate.connect import MailboxConnector
-from mailgate.diagnose import StepStatus, run_connection_test
+from mailgate.diagnose import ConnectionReport, StepStatus, run_connection_test
 from mailgate.errors import InvalidInputError
 from mailgate.jobs.get import get_messages
 from mailgate.jobs.send import send_message
@@ -133,18 +133,23 @@ def test(
     if json_output:
         print_json(report.as_dict())
     else:
-        for step in report.steps:
-            mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
-            console.print(f"{mark} {step.name}: {escape(step.detail)}", markup=True)
-            if step.finding:
-                console.print(f"    cause: {step.finding.cause}", markup=False)
-                console.print(f"    fix: {step.finding.remedy}", markup=False)
-                for command in step.finding.commands:
-                    console.print(f"      {command}", markup=False)
-        style = "bold green" if report.ok else "bold red"
-        console.print(f"[{style}]{report.verdict}[/]")
+        print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def print_report(report: ConnectionReport) -> None:
+    """The connection test's steps, findings and verdict, as ``mailgate test`` shows them."""
+    for step in report.steps:
+        mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
+        console.print(f"{mark} {step.name}: {escape(step.detail)}", markup=True)
+        if step.finding:
+            console.print(f"    cause: {step.finding.cause}", markup=False)
+            console.print(f"    fix: {step.finding.remedy}", markup=False)
+            for command in step.finding.commands:
+                console.print(f"      {command}", markup=False)
+    style = "bold green" if report.ok else "bold red"
+    console.print(f"[{style}]{report.verdict}[/]")
 
 
 def _criteria(
@@ -350,4 +355,4 @@ def register(app: typer.Typer) -> None:
     app.command("send")(send)
 
 
-__all__ = ["register"]
+__all__ = ["print_report", "register"]

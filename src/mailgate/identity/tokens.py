@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +21,10 @@ from typing import Any, Protocol
 
 import msal
 
-from mailgate.errors import ConfigurationError, InteractionRequiredError
+from mailgate import alerts
+from mailgate.errors import ConfigurationError, InteractionRequiredError, TokenRequestError
 from mailgate.identity import _msal
+from mailgate.identity.aadsts import error_from_result
 from mailgate.identity.cache import TokenCacheStore
 from mailgate.identity.clouds import Cloud, get_cloud
 from mailgate.identity.inputs import ScopeSet, parse_scopes
@@ -28,7 +32,9 @@ from mailgate.identity.interaction import Interaction, NoInteraction
 from mailgate.secret import Secret
 from mailgate.vault import CredentialKind, CredentialProfile, DelegatedFlow, SecretField, Vault
 
-__all__ = ["AccessToken", "TokenProvider", "decode_claims"]
+__all__ = ["AccessToken", "RefreshHook", "TokenProvider", "decode_claims"]
+
+_log = logging.getLogger(__name__)
 
 
 def decode_claims(token: str) -> dict[str, Any]:
@@ -101,12 +107,22 @@ class ClientCredentialsFlow:
         return _msal.check_result(result, "client credentials")
 
 
+RefreshHook = Callable[[TokenRequestError], None]
+"""Told when the identity platform refuses a cached refresh token (before it is raised)."""
+
+# Errors meaning the stored refresh token itself is no longer accepted (facts §7: 70008/700082
+# expired by inactivity, 50173 revoked); others (network, throttling) say nothing about it.
+_DEAD_REFRESH_ERRORS = frozenset({"invalid_grant", "interaction_required"})
+_DEAD_REFRESH_CODES = frozenset({70008, 700082, 50173})
+
+
 def _silent(
     app: msal.ClientApplication,
     tenant: str,
     scopes: list[str],
     username: str | None,
     force_refresh: bool,
+    on_refresh_failure: RefreshHook | None = None,
 ) -> dict[str, Any] | None:
     accounts = _msal.call(app.get_accounts, tenant, username=username) if username else []
     if not accounts and not username:
@@ -124,7 +140,11 @@ def _silent(
         return dict(result)
     if result and "error" in result:
         # The refresh token was refused (revoked, expired): that is the user's answer, say it.
-        _msal.check_result(result, "refresh token")
+        error = error_from_result(result)
+        dead = result.get("error") in _DEAD_REFRESH_ERRORS or error.code in _DEAD_REFRESH_CODES
+        if dead and on_refresh_failure is not None:
+            on_refresh_failure(error)
+        raise error
     return None
 
 
@@ -135,11 +155,14 @@ class PasswordFlow:
     tenant: str
     username: str
     password: Secret
+    on_refresh_failure: RefreshHook | None = None
 
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
-        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
+        cached = _silent(
+            app, self.tenant, scopes, self.username, force_refresh, self.on_refresh_failure
+        )
         if cached:
             return cached
         result = _msal.call(
@@ -157,11 +180,14 @@ class _InteractiveFlow:
 
     tenant: str
     username: str | None
+    on_refresh_failure: RefreshHook | None
 
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
-        cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
+        cached = _silent(
+            app, self.tenant, scopes, self.username, force_refresh, self.on_refresh_failure
+        )
         if cached:
             return cached
         return self.sign_in(app, scopes)
@@ -177,6 +203,7 @@ class DeviceCodeFlow(_InteractiveFlow):
     tenant: str
     username: str | None
     interaction: Interaction
+    on_refresh_failure: RefreshHook | None = None
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         flow = _msal.call(app.initiate_device_flow, self.tenant, scopes=scopes)
@@ -195,6 +222,7 @@ class AuthCodeFlow(_InteractiveFlow):
     username: str | None
     redirect_uri: str
     interaction: Interaction
+    on_refresh_failure: RefreshHook | None = None
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         started: dict[str, Any] = {}
@@ -230,11 +258,26 @@ class TokenProvider:
         *,
         interaction: Interaction | None = None,
         sandbox_file: Path | None = None,
+        alert: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.vault = vault
         self.caches = TokenCacheStore(vault.directory / "token-cache", vault.key)
         self.interaction = interaction
         self.sandbox_file = sandbox_file
+        # Where "refresh token stopped working" alerts go: the MAILGATE_ALERT_WEBHOOK by default.
+        self.alert = alert or alerts.post_from_environment
+
+    def _refresh_failed(self, profile: CredentialProfile) -> RefreshHook:
+        def report(error: TokenRequestError) -> None:
+            payload = alerts.refresh_failure_alert(
+                profile.name, error, tenant=profile.tenant, user=profile.username
+            )
+            try:
+                self.alert(payload)
+            except Exception:  # an alert must never hide the real error
+                _log.warning("the refresh-token alert for %r could not be sent", profile.name)
+
+        return report
 
     def cloud(self, profile: CredentialProfile) -> Cloud:
         return get_cloud(profile.cloud, self.sandbox_file)
@@ -248,24 +291,42 @@ class TokenProvider:
             default_resource=self.cloud(profile).exchange_resource,
         )
 
-    def _secret(self, name: str, field_name: SecretField, what: str) -> Secret:
-        value = self.vault.secret(name, field_name)
+    def _lookup(
+        self, profile: CredentialProfile, given: Mapping[SecretField, Secret] | None
+    ) -> Callable[[SecretField], Secret | None]:
+        """Where the credential's secrets come from: ``given`` (unsaved) or the vault."""
+        if given is not None:
+            return given.get
+        return lambda field_name: self.vault.secret(profile.name, field_name)
+
+    def _required(
+        self,
+        profile: CredentialProfile,
+        lookup: Callable[[SecretField], Secret | None],
+        field_name: SecretField,
+        what: str,
+    ) -> Secret:
+        value = lookup(field_name)
         if value is None:
             raise ConfigurationError(
-                f"credential {name!r} has no {what}.",
-                f"store it with `mailgate creds set-secret {name}`.",
+                f"credential {profile.name!r} has no {what}.",
+                f"store it with `mailgate creds set-secret {profile.name}`.",
             )
         return value
 
     def _app(
-        self, profile: CredentialProfile, cache: msal.SerializableTokenCache
+        self,
+        profile: CredentialProfile,
+        cache: msal.SerializableTokenCache,
+        secrets: Mapping[SecretField, Secret] | None = None,
     ) -> msal.ClientApplication:
         cloud = self.cloud(profile)
+        lookup = self._lookup(profile, secrets)
         if profile.kind is CredentialKind.CERTIFICATE:
             assert profile.certificate is not None
             credential: dict[str, str] | str = {
-                "private_key": self._secret(
-                    profile.name, SecretField.PRIVATE_KEY, "private key"
+                "private_key": self._required(
+                    profile, lookup, SecretField.PRIVATE_KEY, "private key"
                 ).reveal(),
                 "thumbprint": profile.certificate.thumbprint_sha1,
                 "public_certificate": profile.certificate.certificate_pem,
@@ -273,29 +334,37 @@ class TokenProvider:
             return _msal.build_confidential_app(
                 cloud, profile.tenant, profile.client_id, credential, cache
             )
-        client_secret = self.vault.secret(profile.name, SecretField.CLIENT_SECRET)
+        client_secret = lookup(SecretField.CLIENT_SECRET)
         if client_secret is not None:
             return _msal.build_confidential_app(
                 cloud, profile.tenant, profile.client_id, client_secret.reveal(), cache
             )
         if profile.kind is CredentialKind.CLIENT_SECRET:
-            self._secret(profile.name, SecretField.CLIENT_SECRET, "client secret")
+            self._required(profile, lookup, SecretField.CLIENT_SECRET, "client secret")
         return _msal.build_public_app(cloud, profile.tenant, profile.client_id, cache)
 
-    def _flow(self, profile: CredentialProfile, interaction: Interaction) -> Flow:
+    def _flow(
+        self,
+        profile: CredentialProfile,
+        interaction: Interaction,
+        secrets: Mapping[SecretField, Secret] | None = None,
+    ) -> Flow:
+        hook = self._refresh_failed(profile)
         if profile.kind.app_only:
             return ClientCredentialsFlow(profile.tenant)
         if profile.kind is CredentialKind.PASSWORD:
             assert profile.username is not None
-            password = self._secret(profile.name, SecretField.PASSWORD, "password")
-            return PasswordFlow(profile.tenant, profile.username, password)
+            lookup = self._lookup(profile, secrets)
+            password = self._required(profile, lookup, SecretField.PASSWORD, "password")
+            return PasswordFlow(profile.tenant, profile.username, password, hook)
         if profile.flow is DelegatedFlow.DEVICE_CODE:
-            return DeviceCodeFlow(profile.tenant, profile.username, interaction)
+            return DeviceCodeFlow(profile.tenant, profile.username, interaction, hook)
         return AuthCodeFlow(
             profile.tenant,
             profile.username,
             profile.redirect_uri or "http://localhost",
             interaction,
+            hook,
         )
 
     def acquire(
@@ -330,6 +399,31 @@ class TokenProvider:
             flow = self._flow(profile, self.interaction)
             assert isinstance(flow, _InteractiveFlow)
             result = flow.sign_in(app, list(scope_set.scopes))
+        return AccessToken.from_result(result, scope_set.scopes)
+
+    def acquire_unsaved(
+        self,
+        profile: CredentialProfile,
+        secrets: Mapping[SecretField, Secret] | None = None,
+        scopes: str | None = None,
+        *,
+        interaction: Interaction | None = None,
+    ) -> AccessToken:
+        """A fresh token for a credential that is not (or not yet) in the vault.
+
+        Used for an admin's one-off sign-in (nothing of it is kept) and to prove a new client
+        secret before it replaces the stored one. The MSAL cache lives only for this call, so
+        the identity platform is always asked.
+        """
+        scope_set = self.scopes_for(profile, scopes)
+        cache = msal.SerializableTokenCache()
+        app = self._app(profile, cache, secrets if secrets is not None else {})
+        flow = self._flow(
+            profile,
+            interaction or NoInteraction(profile.name),
+            secrets if secrets is not None else {},
+        )
+        result = flow.acquire(app, list(scope_set.scopes), False)
         return AccessToken.from_result(result, scope_set.scopes)
 
     async def acquire_async(

@@ -206,6 +206,11 @@ CATALOGUE: dict[int, CatalogueEntry] = {
         " using certificate credentials for added security: https://aka.ms/certCreds.",
         _INVALID_CLIENT,
     ),
+    7000229: CatalogueEntry(
+        "invalid_client",
+        "The client application {client_id} is missing service principal in the tenant {tenant}.",
+        _INVALID_CLIENT,
+    ),
     9001023: CatalogueEntry(
         "invalid_request",
         "The grant type is not supported over the /common or /consumers endpoints. Please use"

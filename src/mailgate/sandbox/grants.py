@@ -59,6 +59,8 @@ class TokenContext:
     def authenticate(self, tenant: Tenant, *, client_credentials: bool = False) -> tuple[App, str]:
         """Find the app in ``tenant`` and authenticate it; returns the app and its acr."""
         app = self.platform.app(tenant, self.creds.client_id)
+        if self.creds.secret:
+            self.platform.check_secret_propagated(app, self.creds.secret)
         acr = authenticate_client(
             app,
             self.creds,
@@ -320,7 +322,7 @@ def authorize_check(platform: IdentityPlatform, segment: str, req: AuthorizeRequ
         if tenant
         else platform.app_anywhere(req.client_id, segment)
     )
-    if not redirect_uri_matches(app.redirect_uris, req.redirect_uri):
+    if not redirect_uri_matches(app.all_redirect_uris, req.redirect_uri):
         raise aadsts(50011, redirect_uri=req.redirect_uri, client_id=app.client_id)
     return app
 

@@ -16,12 +16,18 @@ Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common
     POST /_sandbox/users/{upn}/revoke-sessions
     POST /_sandbox/users/{upn}/state   {"locked": true, ...}  flip account flags
 
+Graph's directory subset (applications, servicePrincipals, consent) and the Exchange PowerShell
+test hook come from :mod:`mailgate.sandbox.graph_directory`; Graph mail and EWS from their
+modules when the server has mail.
+
 This module only parses requests and renders answers; the rules live in
 :mod:`mailgate.sandbox.grants` and :mod:`mailgate.sandbox.platform`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from mailgate.sandbox import grants, pages
 from mailgate.sandbox.errors import AadstsError, error_body
+from mailgate.sandbox.graph_directory import create_directory_router
 from mailgate.sandbox.platform import IdentityPlatform, Stats
 from mailgate.sandbox.tenant import USER_STATES
 
@@ -102,10 +109,24 @@ def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, 
     }
 
 
-def create_app(platform: IdentityPlatform, mail: SandboxMail | None = None) -> FastAPI:
-    """Build the FastAPI application serving ``platform`` (and Graph/EWS over ``mail``)."""
+def create_app(
+    platform: IdentityPlatform,
+    mail: SandboxMail | None = None,
+    *,
+    certificate_dir: Path | None = None,
+    on_directory_change: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Build the FastAPI application serving ``platform`` (and Graph/EWS over ``mail``).
+
+    Graph's directory endpoints are always served; ``certificate_dir`` is where uploaded
+    key credentials are written and ``on_directory_change`` runs after each change (the
+    server persists the directory there).
+    """
     app = FastAPI(title="mailgate sandbox identity platform", docs_url=None, redoc_url=None)
     stats: Stats = platform.stats
+    app.include_router(
+        create_directory_router(platform, certificate_dir, on_change=on_directory_change)
+    )
 
     @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
     async def discovery(tenant: str) -> Response:

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "ApplicationAccessPolicy",
+    "DistributionGroup",
     "ExchangeSettings",
     "MailboxConfig",
     "SeedAttachment",
@@ -85,6 +86,14 @@ class ApplicationAccessPolicy(_Model):
         return listed if self.access_right == "RestrictAccess" else not listed
 
 
+class DistributionGroup(_Model):
+    """A mail-enabled security group (``New-DistributionGroup``), scope of access policies."""
+
+    name: str
+    address: str
+    members: list[str] = []
+
+
 class ExchangeSettings(_Model):
     """Tenant-wide Exchange Online settings and limits."""
 
@@ -95,6 +104,15 @@ class ExchangeSettings(_Model):
     graph_concurrent_requests: Annotated[int, Field(gt=0)] = 4
     service_principals: list[ServicePrincipalRegistration] = []
     application_access_policies: list[ApplicationAccessPolicy] = []
+    distribution_groups: list[DistributionGroup] = []
+
+    def group(self, identity: str) -> DistributionGroup | None:
+        """The distribution group with this address or name (case-insensitive)."""
+        wanted = identity.strip().lower()
+        return next(
+            (g for g in self.distribution_groups if wanted in (g.address.lower(), g.name.lower())),
+            None,
+        )
 
     def service_principal(self, app_id: str) -> ServicePrincipalRegistration | None:
         """The Exchange registration of the app, if any."""

@@ -24,6 +24,7 @@ from cryptography import x509
 from mailgate.sandbox.errors import aadsts
 from mailgate.sandbox.params import (
     GRAPH,
+    Resource,
     ScopeRequest,
     granted_permissions,
     permissions_of,
@@ -148,6 +149,9 @@ class IdentityPlatform:
         self.tokens_valid_from: dict[str, tuple[int, datetime]] = {}
         self._sequence = 0
         self._certificates: dict[str, x509.Certificate] = {}
+        # Test hook: secrets added through Graph are refused this many times (replication).
+        self.propagation_delay = 0
+        self.propagating: dict[str, int] = {}
 
     # -- directory -------------------------------------------------------------------------
 
@@ -259,12 +263,36 @@ class IdentityPlatform:
         return user
 
     def consented(self, app: App, user: User, request: ScopeRequest) -> list[str]:
-        """Delegated permissions of the request's resource that the user may grant the app."""
+        """Delegated permissions of the request's resource that the user may grant the app.
+
+        The TOML shorthand (``admin_consent``, ``consented_users``) plus the tenant-wide
+        delegated permission grants made through Graph.
+        """
         resource = request.resource or GRAPH
         users = {u.lower() for u in app.consented_users}
+        found: list[str] = []
         if app.admin_consent or user.upn.lower() in users:
-            return permissions_of(app.delegated_permissions, resource)
-        return []
+            found += permissions_of(app.delegated_permissions, resource)
+        found += [p for p in permissions_of(app.delegated_grants, resource) if p not in found]
+        return found
+
+    @staticmethod
+    def roles(app: App, resource: Resource) -> list[str]:
+        """Application permissions of ``resource`` granted to the app (its ``roles`` claim)."""
+        found = permissions_of(app.application_permissions, resource) if app.admin_consent else []
+        found += [p for p in permissions_of(app.app_role_assignments, resource) if p not in found]
+        return found
+
+    def check_secret_propagated(self, app: App, secret: str) -> None:
+        """7000215 while a secret added through Graph has not "replicated" yet (test hook).
+
+        Real Entra can refuse a new secret for a short while after it was added; the sandbox
+        does so only when :attr:`propagation_delay` asks for it, counting token requests.
+        """
+        for entry in app.secrets:
+            if entry.value == secret and self.propagating.get(entry.key_id, 0) > 0:
+                self.propagating[entry.key_id] -= 1
+                raise aadsts(7000215, client_id=app.client_id)
 
     def grant(
         self, app: App, user: User, request: ScopeRequest, consent: bool = False
@@ -272,6 +300,9 @@ class IdentityPlatform:
         """Permissions for ``scp``; records the user's consent if given, else raises 65001."""
         if request.resource is None:
             request = ScopeRequest(GRAPH, GRAPH.identifier_uris[0], (".default",), request.oidc)
+        if app.service_principal_id is None:
+            # Nothing can have been consented to without an enterprise application.
+            raise aadsts(65001, client_id=app.client_id, app_name=app.name)
         granted = granted_permissions(request, self.consented(app, user, request))
         if granted is None and consent:
             app.consented_users.append(user.upn)
@@ -304,12 +335,10 @@ class IdentityPlatform:
     ) -> dict[str, Any]:
         """Response of a client-credentials grant; ``roles`` only when consented."""
         assert request.resource is not None
+        if app.service_principal_id is None:
+            raise aadsts(7000229, client_id=app.client_id, tenant=tenant.id)
         lifetime = self.settings.access_token_lifetime
-        roles = (
-            permissions_of(app.application_permissions, request.resource)
-            if app.admin_consent
-            else []
-        )
+        roles = self.roles(app, request.resource)
         claims = access_token_claims(
             issuer_base=self.base_url,
             tenant_id=tenant.id,
@@ -355,7 +384,7 @@ class IdentityPlatform:
             acr=acr,
             now=now,
             lifetime=lifetime,
-            app_object_id=app.service_principal_id,
+            app_object_id=app.service_principal_id or app.object_id,
             user=user,
             scp=granted,
             mfa=mfa,

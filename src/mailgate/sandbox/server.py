@@ -18,7 +18,8 @@ everything is. Schema, version 1::
                             "certificates": [{"cert_file", "key_file", "pfx_file",
                                               "pfx_password", "thumbprint_sha1",
                                               "thumbprint_sha256"}]}],
-                  "users": [{"upn", "password", "display_name", "object_id", "state"}],
+                  "users": [{"upn", "password", "display_name", "object_id", "state",
+                             "directory_roles"}],
                   "mailboxes": [{"address", "owner", "shared", "smtp_auth_enabled"}]}],
      "mail": {"imap": {"host", "port", "security": "tls"},
               "pop3": {"host", "port", "security": "tls"},
@@ -44,6 +45,7 @@ from typing import Any
 
 import uvicorn
 
+from mailgate.sandbox.directory_state import DirectoryState
 from mailgate.sandbox.identity import create_app
 from mailgate.sandbox.mail_servers import MailServers
 from mailgate.sandbox.mailaccess import SandboxMail, build_store
@@ -114,6 +116,7 @@ def _describe_tenant(tenant: Tenant, base_url: str, directory: TenantFile) -> di
                 "display_name": u.display_name,
                 "object_id": u.object_id,
                 "state": u.state,
+                "directory_roles": list(u.directory_roles),
             }
             for u in tenant.users
         ],
@@ -190,6 +193,10 @@ class SandboxServer:
         self._socket: socket.socket | None = None
         self.mail: SandboxMail | None = None
         self.mail_servers: MailServers | None = None
+        self.directory_state: DirectoryState | None = None
+        self._directory: TenantFile | None = None
+        self._tenant_file_used = Path()
+        self._ca_file = Path()
 
     @property
     def base_url(self) -> str:
@@ -209,6 +216,11 @@ class SandboxServer:
         pki = ensure_pki(self.state_dir)
         tenant_file = self.tenant_file or write_demo_tenant(self.state_dir)
         directory = load_tenant_file(tenant_file)
+        # Apps and Exchange settings changed through Graph or the PowerShell hook last time.
+        self.directory_state = DirectoryState(self.state_dir, tenant_file)
+        self.directory_state.restore(directory)
+        self._tenant_file_used = tenant_file
+        self._directory = directory
         # Binding here, not in uvicorn, tells us the port before the thread starts.
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -227,7 +239,12 @@ class SandboxServer:
         )
         self.mail_servers.start()
         config = uvicorn.Config(
-            create_app(self.platform, self.mail),
+            create_app(
+                self.platform,
+                self.mail,
+                certificate_dir=self.directory_state.certificate_dir,
+                on_directory_change=self._directory_changed,
+            ),
             ssl_certfile=str(pki.server_cert_file),
             ssl_keyfile=str(pki.server_key_file),
             log_level="warning",
@@ -248,9 +265,34 @@ class SandboxServer:
             if not self._thread.is_alive():
                 raise RuntimeError("the sandbox server failed to start; see the log above")
             self._thread.join(0.01)
-        self.description = describe(
-            self.base_url, pki.ca_file, tenant_file, directory, self.mail_servers.ports, self.host
+        self._ca_file = pki.ca_file
+        self.description = self._describe()
+        _write_private(self.description_file, json.dumps(self.description, indent=2))
+
+    def _describe(self) -> dict[str, Any]:
+        assert self.mail_servers is not None and self._directory is not None
+        return describe(
+            self.base_url,
+            self._ca_file,
+            self._tenant_file_used,
+            self._directory,
+            self.mail_servers.ports,
+            self.host,
         )
+
+    def _directory_changed(self) -> None:
+        """Persist the directory and refresh ``sandbox.json`` (new apps and their secrets).
+
+        The description dict is updated in place, so a controller holding it sees the change.
+        """
+        if self._directory is None or self.directory_state is None:
+            return
+        self.directory_state.save(self._directory)
+        if self.mail_servers is None:
+            return
+        fresh = self._describe()
+        self.description.clear()
+        self.description.update(fresh)
         _write_private(self.description_file, json.dumps(self.description, indent=2))
 
     def stop(self) -> None:

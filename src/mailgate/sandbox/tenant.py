@@ -16,13 +16,17 @@ or ``graph``; certificate paths are relative to the TOML file)::
     name = "mailgate-daemon"
     client_id = "<guid>"
     object_id = "<guid>"                # app registration object id
-    service_principal_id = "<guid>"     # enterprise application object id
+    service_principal_id = "<guid>"     # enterprise application object id; omitted = none yet
     public_client_flows = false
     redirect_uris = ["http://localhost"]
+    web_redirect_uris = []              # the "Web" platform's (authorize accepts both lists)
     application_permissions = ["exchange:IMAP.AccessAsApp", "graph:Mail.Send"]
     delegated_permissions = ["exchange:IMAP.AccessAsUser.All", "graph:User.Read"]
     admin_consent = true                # tenant-wide consent to all the above
     consented_users = []                # UPNs that consented to the delegated ones themselves
+    app_role_assignments = []           # granted one by one through Graph (appRoleAssignments)
+    delegated_grants = []               # idem (oauth2PermissionGrants, AllPrincipals)
+    required_resource_access = []       # what the app asks for, as Graph's JSON (not a grant)
     [[tenants.apps.secrets]]
     key_id = "<guid>"
     value = "..."
@@ -44,6 +48,10 @@ or ``graph``; certificate paths are relative to the TOML file)::
     locked = false                      # 50053
     disabled = false                    # 50057
     password_expired = false            # 50055
+    directory_roles = []                # e.g. ["Global Administrator"]: may use Graph's
+                                        # application/servicePrincipal/consent endpoints
+    [tenants]                           # (in each tenant)
+    users_can_register_apps = true      # members may create apps through Graph and own them
     [tenants.exchange]                  # Exchange Online settings, see mailconfig.py
     [[tenants.mailboxes]]               # mailboxes and their seeded messages, idem
 
@@ -67,6 +75,8 @@ from mailgate.sandbox.mailconfig import ExchangeSettings, MailboxConfig, demo_ma
 from mailgate.sandbox.params import RESOURCES
 
 __all__ = [
+    "ADMIN_ROLES",
+    "ADMIN_TOOL_CLIENT_ID",
     "App",
     "AppCertificate",
     "AppSecret",
@@ -102,6 +112,8 @@ class AppSecret(_Model):
     key_id: str
     value: str
     expires: datetime
+    display_name: str = ""
+    start: datetime | None = None
 
     _check_id = field_validator("key_id")(_guid)
 
@@ -122,6 +134,8 @@ class AppCertificate(_Model):
     key_file: str | None = None
     pfx_file: str | None = None
     pfx_password: str | None = None
+    key_id: str | None = None  # set for certificates uploaded through Graph
+    display_name: str = ""
 
 
 def _check_permissions(values: list[str]) -> list[str]:
@@ -133,31 +147,67 @@ def _check_permissions(values: list[str]) -> list[str]:
 
 
 class App(_Model):
-    """An app registration plus its service principal in the same tenant."""
+    """An app registration plus its service principal in the same tenant.
+
+    Apps from the TOML use the shorthand ``admin_consent`` over their permission lists; apps
+    created through the sandbox's Graph endpoints start with nothing and collect grants one
+    by one in ``app_role_assignments`` and ``delegated_grants``, as in Entra. Both count.
+    """
 
     name: str
     client_id: str
     object_id: str
-    service_principal_id: str
+    service_principal_id: str | None = None
     public_client_flows: bool = False
     redirect_uris: list[str] = []
+    web_redirect_uris: list[str] = []
     application_permissions: list[str] = []
     delegated_permissions: list[str] = []
     admin_consent: bool = False
     consented_users: list[str] = []
+    app_role_assignments: list[str] = []
+    delegated_grants: list[str] = []
+    required_resource_access: list[dict[str, Any]] = []
+    owners: list[str] = []  # UPNs; the user who created the app through Graph owns it
+    created: datetime | None = None
     secrets: list[AppSecret] = []
     certificates: list[AppCertificate] = []
 
-    _check_ids = field_validator("client_id", "object_id", "service_principal_id")(_guid)
-    _check_perms = field_validator("application_permissions", "delegated_permissions")(
-        _check_permissions
-    )
+    _check_ids = field_validator("client_id", "object_id")(_guid)
+    _check_perms = field_validator(
+        "application_permissions",
+        "delegated_permissions",
+        "app_role_assignments",
+        "delegated_grants",
+    )(_check_permissions)
+
+    @field_validator("service_principal_id")
+    @classmethod
+    def _check_sp(cls, value: str | None) -> str | None:
+        return _guid(value) if value is not None else None
+
+    @property
+    def all_redirect_uris(self) -> list[str]:
+        """Redirect URIs of every platform (mobile/desktop and web)."""
+        return [*self.redirect_uris, *self.web_redirect_uris]
 
     @property
     def has_credentials(self) -> bool:
         """True for a confidential client: it owns a secret or a certificate."""
         return bool(self.secrets or self.certificates)
 
+
+# Roles that may create app registrations and grant consent in the sandbox. Simplified: in Entra
+# granting application permissions of Microsoft Graph needs Global or Privileged Role
+# Administrator, while (Cloud) Application Administrators manage everything else.
+ADMIN_ROLES = frozenset(
+    {
+        "global administrator",
+        "privileged role administrator",
+        "application administrator",
+        "cloud application administrator",
+    }
+)
 
 USER_STATES = (
     "locked",
@@ -184,8 +234,14 @@ class User(_Model):
     locked: bool = False
     disabled: bool = False
     password_expired: bool = False
+    directory_roles: list[str] = []
 
     _check_id = field_validator("object_id")(_guid)
+
+    @property
+    def is_directory_admin(self) -> bool:
+        """True if one of the user's roles may manage app registrations and consent."""
+        return bool(ADMIN_ROLES & {r.lower() for r in self.directory_roles})
 
     @property
     def state(self) -> str:
@@ -203,6 +259,9 @@ class Tenant(_Model):
     users: list[User] = []
     exchange: ExchangeSettings = ExchangeSettings()
     mailboxes: list[MailboxConfig] = []
+    # Entra's default "Users can register applications = Yes": members may create apps (and
+    # manage the ones they own) without an admin role; consent still needs an admin.
+    users_can_register_apps: bool = True
 
     _check_id = field_validator("id")(_guid)
 
@@ -270,7 +329,19 @@ _DELEGATED = [
     "graph:Mail.Send",
     "graph:User.Read",
 ]
-_DEMO_USERS = {
+# The first-party public client "Microsoft Graph Command Line Tools" (what Connect-MgGraph
+# signs in with): `mailgate setup apply` uses it for the admin's device-code sign-in. Its
+# well-known client id is not on the fact sheet [U]; the sandbox uses the same value so the
+# command's default works unchanged against it.
+ADMIN_TOOL_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+ADMIN_TOOL_PERMISSIONS = [
+    "graph:Application.ReadWrite.All",
+    "graph:AppRoleAssignment.ReadWrite.All",
+    "graph:DelegatedPermissionGrant.ReadWrite.All",
+    "graph:User.Read",
+]
+_DEMO_USERS: dict[str, dict[str, Any]] = {
+    "admin": {"directory_roles": ["Global Administrator"]},
     "alice": {},
     "bob": {"mfa_required": True},
     "carol": {"locked": True},
@@ -290,7 +361,7 @@ def _ids() -> dict[str, str]:
     }
 
 
-def _user(name: str, domain: str, **flags: bool) -> dict[str, Any]:
+def _user(name: str, domain: str, **flags: Any) -> dict[str, Any]:
     return {
         "upn": f"{name}@{domain}",
         "password": secrets.token_urlsafe(12),
@@ -308,6 +379,20 @@ def _public_app(name: str, consent: bool) -> dict[str, Any]:
         "redirect_uris": ["http://localhost"],
         "delegated_permissions": _DELEGATED,
         "admin_consent": consent,
+    }
+
+
+def _admin_tool() -> dict[str, Any]:
+    # Tenant-wide consent was given once (as Connect-MgGraph asks for): every user gets a token
+    # with these scopes, and Graph checks the user's directory role per request.
+    return {
+        "name": "Microsoft Graph Command Line Tools",
+        **_ids(),
+        "client_id": ADMIN_TOOL_CLIENT_ID,
+        "public_client_flows": True,
+        "redirect_uris": ["http://localhost"],
+        "delegated_permissions": ADMIN_TOOL_PERMISSIONS,
+        "admin_consent": True,
     }
 
 
@@ -425,6 +510,7 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
                     nosp,
                     wrongsp,
                     imaponly,
+                    _admin_tool(),
                 ],
                 "users": [_user(n, contoso, **f) for n, f in _DEMO_USERS.items()],
                 "exchange": exchange,
@@ -434,7 +520,7 @@ def _demo_data(state_dir: Path) -> dict[str, Any]:
                 "id": str(uuid.uuid4()),
                 "name": "Fabrikam (sandbox)",
                 "domains": [fabrikam],
-                "apps": [fabrikam_daemon, _public_app("fabrikam-public", True)],
+                "apps": [fabrikam_daemon, _public_app("fabrikam-public", True), _admin_tool()],
                 "users": [_user("ivan", fabrikam)],
                 "mailboxes": [
                     {

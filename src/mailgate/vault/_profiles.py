@@ -80,6 +80,10 @@ class CredentialProfile(BaseModel):
     flow: DelegatedFlow | None = None
     redirect_uri: str | None = None
     secret_expires: datetime | None = None
+    # Known when mailgate created the app or secret itself (setup apply, creds rotate-secret):
+    # rotate-secret finds the app registration and removes the old secret by these.
+    app_object_id: str | None = None
+    secret_key_id: str | None = None
     certificate: CertificateInfo | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -237,9 +237,20 @@ class Vault:
             self._write(data, key.key_id)
 
     def set_secret(
-        self, name: str, field: SecretField, value: Secret, expires: datetime | None = None
+        self,
+        name: str,
+        field: SecretField,
+        value: Secret,
+        expires: datetime | None = None,
+        *,
+        secret_key_id: str | None = None,
+        app_object_id: str | None = None,
     ) -> CredentialProfile:
-        """Replace one secret (e.g. a new client secret value) and its expiry date."""
+        """Replace one secret (e.g. a new client secret value), its expiry date and key id.
+
+        A new secret without a ``secret_key_id`` clears the stored one: it belonged to the old
+        secret, and removing by it later would remove the wrong one.
+        """
         with self._locked():
             key = self._load_key_locked()
             data = self._read()
@@ -253,8 +264,15 @@ class Vault:
                 value.reveal().encode("utf-8"), self._context(name, str(field))
             )
             profile = self._profile(name, entry)
+            updates: dict[str, Any] = {}
             if expires is not None:
-                profile = profile.model_copy(update={"secret_expires": expires})
+                updates["secret_expires"] = expires
+            if field is SecretField.CLIENT_SECRET:
+                updates["secret_key_id"] = secret_key_id
+            if app_object_id is not None:
+                updates["app_object_id"] = app_object_id
+            if updates:
+                profile = profile.model_copy(update=updates)
                 entry["profile"] = profile.model_dump(mode="json")
             self._write(data, key.key_id)
             return profile
