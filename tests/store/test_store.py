@@ -1,0 +1,138 @@
+"""The state store on SQLite and a real PostgreSQL: migrations, models, errors, privacy."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from mailgate.errors import ConfigurationError, StoreError
+from mailgate.store import database_url, open_store
+from mailgate.store.models import Base, Cursor, OutboxMessage, ProcessedMessage
+
+
+def test_migrations_create_exactly_the_models(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.close()
+    assert diff == []
+
+
+def test_processed_message_key_is_unique_and_times_are_utc(store_url: str) -> None:
+    store = open_store(store_url)
+    key = {"job": "j", "mailbox": "alice", "folder": "INBOX", "uidvalidity": 7, "item_id": "42"}
+    with store.session() as session:
+        session.add(ProcessedMessage(**key, state="delivering", content_hash="ab" * 32))
+    with store.session() as session:
+        row = session.scalars(select(ProcessedMessage)).one()
+        assert row.created_at.tzinfo is not None
+        assert row.created_at.utcoffset() == UTC.utcoffset(None)
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(ProcessedMessage(**key, state="delivering"))
+    store.close()
+
+
+def test_outbox_and_cursor_round_trip(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.session() as session:
+        session.add(
+            OutboxMessage(
+                mailbox="alice",
+                message_id="<1@contoso.com>",
+                state="queued",
+                mime=b"Subject: x\r\n\r\nbody\r\n",
+                recipients=["bob@contoso.com", "carol@contoso.com"],
+                recipient_count=2,
+            )
+        )
+        session.add(Cursor(mailbox="alice", folder="INBOX", kind="graph-delta", value="link"))
+    with store.session() as session:
+        message = session.scalars(select(OutboxMessage)).one()
+        assert message.recipients == ["bob@contoso.com", "carol@contoso.com"]
+        assert message.mime.endswith(b"body\r\n")
+        assert message.attempts == 0
+        assert message.next_attempt_at <= datetime.now(UTC)
+        assert session.get(Cursor, ("alice", "INBOX", "graph-delta")) is not None
+    store.close()
+
+
+def test_a_failed_block_is_rolled_back(store_url: str) -> None:
+    store = open_store(store_url)
+    with pytest.raises(RuntimeError), store.session() as session:
+        session.add(Cursor(mailbox="a", folder="f", kind="k", value="v"))
+        session.flush()
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Cursor)) == 0
+    store.close()
+
+
+def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(Exception, match="naive datetime"), store.session() as session:
+        session.add(
+            Cursor(mailbox="a", folder="f", kind="k", value="v", updated_at=datetime(2026, 1, 1))
+        )
+    store.close()
+
+
+def test_default_store_is_a_private_sqlite_file_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILGATE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MAILGATE_DATABASE_URL", raising=False)
+    store = open_store()
+    assert store.dialect == "sqlite"
+    with store.session() as session:
+        session.add(Cursor(mailbox="a", folder="f", kind="k", value="v"))
+    store.close()
+    db = tmp_path / "home" / "state.db"
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    with db.open("rb") as handle:
+        assert handle.read(16) == b"SQLite format 3\x00"
+
+
+def test_postgres_urls_use_psycopg_and_bad_urls_are_config_errors() -> None:
+    assert database_url("postgresql://u:pw@h/db").drivername == "postgresql+psycopg"
+    assert database_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    with pytest.raises(ConfigurationError, match="not a database URL"):
+        database_url("not a url")
+    with pytest.raises(ConfigurationError, match="unsupported database 'mysql'"):
+        database_url("mysql://u@h/db")
+
+
+def test_unreachable_postgres_is_one_readable_error_without_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://mailgate:hunter2@127.0.0.1:1/state")
+    assert "hunter2" not in str(caught.value)
+    assert "***" in str(caught.value)
+    assert "MAILGATE_DATABASE_URL" in caught.value.remedy
+
+
+def _open_and_write(url: str, n: int) -> None:
+    store = open_store(url)
+    with store.session(write=True) as session:
+        session.add(Cursor(mailbox=f"m{n}", folder="f", kind="k", value="v"))
+    store.close()
+
+
+def test_processes_opening_a_new_store_together_migrate_once(store_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_and_write, args=(store_url, n)) for n in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    store = open_store(store_url)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Cursor)) == 4
+    store.close()
