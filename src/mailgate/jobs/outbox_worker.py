@@ -242,8 +242,16 @@ class OutboxWorker:
         sender = _Sender(self.connector, profile)
         tasks: set[asyncio.Task[None]] = set()
         try:
+            waiting_recovery, recovered_at = False, None
             while not self._stopping:
-                waiting_recovery = await self._recover(profile, siblings)
+                # Dead workers' rows are looked for every poll interval, not before every
+                # claim: the query would otherwise delay each paced submission a little.
+                now = self.clock()
+                if recovered_at is None or (now - recovered_at).total_seconds() >= min(
+                    self.poll_interval, max(0.05, self.sent_items_grace / 4)
+                ):
+                    waiting_recovery = await self._recover(profile, siblings)
+                    recovered_at = now
                 await gate.acquire()
                 step = self._claim(profile, siblings, limits)
                 if isinstance(step, _Claim):

@@ -12,9 +12,9 @@ Every rule only relaxes as time passes (old submissions leave the windows), so t
 the individual answers satisfies all rules at once.
 
 - **Even pacing.** Submissions are spread over the window: one every ``60 / per_minute``
-  seconds, stretched by :data:`PACING_MARGIN`, rather than ``per_minute`` at once and then a
+  seconds, stretched by :data:`PACING_MARGIN` (0.5 %), rather than ``per_minute`` at once and then a
   pause. A burst would meet the server's own counter, whose clock and send durations differ
-  from ours by some milliseconds: pacing 1 % below the limit keeps the server's count of any
+  from ours by some milliseconds: pacing 0.5 % below the limit keeps the server's count of any
   60-second window under the limit even when one submission takes longer than the next.
 - **Sliding windows.** At most ``limit`` submissions in any ``window`` seconds (60 s for the
   message rate, 600 s for Graph requests); binds after a restart or with several workers.
@@ -39,7 +39,7 @@ __all__ = [
     "window_wait",
 ]
 
-PACING_MARGIN = 0.01
+PACING_MARGIN = 0.005
 """Pace this fraction below the configured rate (see the module docstring)."""
 
 MINUTE = timedelta(seconds=60)
