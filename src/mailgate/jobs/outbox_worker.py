@@ -21,7 +21,6 @@ unknown after a crash", and ``mailgate outbox retry ID`` sends it after a person
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import random
@@ -30,8 +29,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +36,7 @@ from sqlalchemy import func, select, text, update
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, MailgateError
+from mailgate.jobs._outbox_io import MailboxSender, in_sent_items
 from mailgate.jobs.outbox import outbox_settings
 from mailgate.jobs.ratelimit import (
     DAY,
@@ -49,7 +47,7 @@ from mailgate.jobs.ratelimit import (
 from mailgate.jobs.retry import Verdict, classify, retry_delay
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.paths import data_dir
-from mailgate.protocols.base import Mailbox, Protocol, SearchCriteria, ThrottledError
+from mailgate.protocols.base import Protocol
 from mailgate.settings.models import OutboxSettings
 from mailgate.store import StateStore
 from mailgate.store.models import OutboxMessage, utcnow
@@ -239,7 +237,7 @@ class OutboxWorker:
         )
         siblings = self._siblings(profile)
         gate = asyncio.Semaphore(settings.graph_concurrency if graph else 1)
-        sender = _Sender(self.connector, profile)
+        sender = MailboxSender(self.connector, profile)
         tasks: set[asyncio.Task[None]] = set()
         try:
             waiting_recovery, recovered_at = False, None
@@ -372,7 +370,7 @@ class OutboxWorker:
 
     async def _submit(
         self,
-        sender: _Sender,
+        sender: MailboxSender,
         profile: MailboxProfile,
         settings: OutboxSettings,
         claim: _Claim,
@@ -503,7 +501,7 @@ class OutboxWorker:
             self._emit("unknown", outbox_id, profile.name, reason)
             return
         try:
-            found = await _in_sent_items(self.connector, reader, message_id, submitted, head)
+            found = await in_sent_items(self.connector, reader, message_id, submitted, head)
         except MailgateError as exc:
             reason = (
                 UNKNOWN_OUTCOME.format(id=outbox_id)
@@ -532,73 +530,3 @@ class OutboxWorker:
                 "queued again",
             )
             self._emit("requeued", outbox_id, profile.name, "not in Sent Items")
-
-
-class _Sender:
-    """One adapter per mailbox, connected on first use and reopened after a failure."""
-
-    def __init__(self, connector: MailboxConnector, profile: MailboxProfile) -> None:
-        self.connector = connector
-        self.profile = profile
-        self._mailbox: Mailbox | None = None
-        self._lock = asyncio.Lock()
-        self._connect_lock = asyncio.Lock()
-
-    async def send(self, mime: bytes, sender: str, recipients: list[str]) -> None:
-        if self.profile.protocol is Protocol.SMTP:
-            async with self._lock:  # one SMTP session carries one transaction at a time
-                await self._send(mime, sender, recipients)
-        else:
-            await self._send(mime, sender, recipients)
-
-    async def _connected(self) -> Mailbox:
-        async with self._connect_lock:
-            if self._mailbox is None:
-                mailbox = self.connector.adapter(self.profile)
-                await mailbox.connect()
-                self._mailbox = mailbox
-            return self._mailbox
-
-    async def _send(self, mime: bytes, sender: str, recipients: list[str]) -> None:
-        mailbox = await self._connected()
-        try:
-            await mailbox.send(mime, sender=sender, recipients=recipients)
-        except MailgateError as exc:
-            if classify(exc).verdict is Verdict.TRANSIENT and not isinstance(exc, ThrottledError):
-                await self.close()  # a 4xx leaves the session usable; anything else: reconnect
-            raise
-
-    async def close(self) -> None:
-        mailbox, self._mailbox = self._mailbox, None
-        if mailbox is not None:
-            with contextlib.suppress(MailgateError, OSError):
-                await mailbox.close()
-
-
-async def _in_sent_items(
-    connector: MailboxConnector,
-    reader: MailboxProfile,
-    message_id: str,
-    submitted: datetime | None,
-    head: bytes,
-) -> bool:
-    """Whether Sent Items of ``reader``'s mailbox holds a message with ``message_id``."""
-    subject = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n").get("Subject")
-    shown = str(subject or "")
-    simple = bool(shown) and shown.isascii() and shown.replace(" ", "").isalnum()
-    since = (submitted or utcnow()) - timedelta(days=1)
-    criteria = SearchCriteria(since=since, subject_contains=shown if simple else None)
-    wanted = message_id.strip().lower()
-    async with connector.adapter(reader) as mailbox:
-        folder = "sentitems"
-        with contextlib.suppress(MailgateError):
-            for candidate in await mailbox.list_folders():
-                if candidate.special_use == "\\Sent":
-                    folder = candidate.name
-                    break
-        refs = await mailbox.search(folder, criteria)
-        for start in range(0, len(refs), 100):
-            for summary in await mailbox.fetch_headers(refs[start : start + 100]):
-                if (summary.message_id or "").strip().lower() == wanted:
-                    return True
-    return False
