@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mailgate.demo_mail import mail_tour
+from mailgate.demo_outbox import outbox_tour
 from mailgate.errors import MailgateError
 from mailgate.identity import AccessToken, ConsoleInteraction, TokenProvider
 from mailgate.identity.profiles import CredentialRequest, build_profile
@@ -308,6 +309,7 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                     out.print(f"[red]{name}: expected an error, got a token")
 
             failures += mail_tour(out, step, root, provider, sandbox)
+            failures += outbox_tour(out, step, root, provider, sandbox)
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -108,4 +108,6 @@ def test_demo_runs_end_to_end(cli: Cli, tmp_path: Path) -> None:
     assert "✘ bob-imap: Connection failed at step 'mailbox access'" in result.out
     assert "Sent 'PO 4711 approval'" in result.out
     assert ".attachments/PO-4711.pdf" in result.out
+    assert "Sent 3, failed 0, throttling replies 0." in result.out  # the outbox step
+    assert "PO 4714 approval (attempts 1)" in result.out
     assert_no_traceback(result)

@@ -315,8 +315,18 @@ def send(
     sender: Annotated[
         str | None, typer.Option("--from", help="From address (default: the mailbox).")
     ] = None,
+    eml: Annotated[
+        Path | None,
+        typer.Option("--eml", help="Send this RFC 5322 file as it is (recipients: its headers)."),
+    ] = None,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="Put it in the durable outbox (sent by `mailgate outbox run`)."
+        ),
+    ] = False,
 ) -> None:
-    """Send a message through a mailbox."""
+    """Send a message through a mailbox, now or through the durable outbox (--queue)."""
     profile = _store().get(mailbox)
 
     def read(path: Path | None, field_name: str) -> str | None:
@@ -338,6 +348,23 @@ def send(
         reply_to=tuple(reply_to or ()),
         attachments=tuple(Attachment.from_path(p) for p in attach or ()),
     )
+    if queue:
+        from mailgate.jobs.outbox import enqueue
+        from mailgate.store import open_store
+
+        source: OutgoingMessage | bytes = message
+        if eml is not None:
+            source = _read_eml(eml, message)
+        store = open_store()
+        outbox_id = enqueue(store, profile, source, recipients=message.recipients or None)
+        store.close()
+        console.print(
+            f"Queued as outbox message {outbox_id}; `mailgate outbox run` sends it.",
+            markup=False,
+        )
+        return
+    if eml is not None:
+        raise InvalidInputError("--eml", "used with --queue (the outbox checks and keeps it)")
     connector = _connector()
     warn_expiring(connector.provider.vault.get(profile.credential))
     message_id = _run(send_message(connector, profile, message))
@@ -345,6 +372,17 @@ def send(
         f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id}).",
         markup=False,
     )
+
+
+def _read_eml(path: Path, message: OutgoingMessage) -> bytes:
+    if message.subject or message.text or message.html or message.attachments:
+        raise InvalidInputError(
+            "--eml", "a file on its own (no --subject, --text, --html-file or --attach)"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError("--eml", "a readable .eml file", str(path)) from exc
 
 
 def register(app: typer.Typer) -> None:

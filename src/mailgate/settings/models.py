@@ -107,6 +107,8 @@ class OutboxSettings(_Section):
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
     max_backoff_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    # Exchange Online's default send limit (35 MB); larger messages are refused at enqueue.
+    max_message_size: Size = 35 * MiB
 
 
 class OAuthSettings(_Section):
