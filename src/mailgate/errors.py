@@ -42,6 +42,7 @@ __all__ = [
     "ProtocolError",
     "PublicClientFlowsDisabledError",
     "ResourceNotFoundError",
+    "SecretExpiringWarning",
     "StoreError",
     "TenantNotFoundError",
     "TokenRequestError",
@@ -49,6 +50,14 @@ __all__ = [
     "UserCredentialError",
     "VaultError",
 ]
+
+
+class SecretExpiringWarning(UserWarning):
+    """The secret or certificate of a credential in use expires within 14 days or has expired.
+
+    Issued (``warnings.warn``) whenever a token is requested for such a credential, so that
+    every caller of the Python API hears of it; the CLI prints it as a ``warning:`` line.
+    """
 
 
 class MailgateError(Exception):

@@ -234,3 +234,14 @@ def test_sandbox_not_running_is_explained(cli: Cli, tmp_path: Path) -> None:
     result = cli("token", "x")
     assert result.code == 2 and "mailgate sandbox" in result.err
     assert_no_traceback(result)
+
+
+def test_an_expiring_secret_is_warned_about_once(scli: Cli, idp: SandboxController) -> None:
+    secret = _valid_secret(idp)["value"]
+    _add(scli, idp, "soon", "client-secret", "mailgate-daemon", secret, "--secret-expires", "3d")
+    result = scli("token", "soon")
+    assert result.code == 0, result.text
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.err
+    assert "'soon' expires in 2 days" in warnings[0]
+    assert "mailgate creds rotate-secret soon" in result.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import httpx
@@ -9,7 +10,7 @@ import jwt
 import pytest
 
 from mailgate.demo import SandboxInteraction
-from mailgate.errors import InteractionRequiredError, UserCredentialError
+from mailgate.errors import InteractionRequiredError, SecretExpiringWarning, UserCredentialError
 from mailgate.secret import Secret
 from mailgate.testing import SandboxController
 from mailgate.vault import CredentialKind, DelegatedFlow, SecretField, Vault, load_certificate
@@ -173,3 +174,22 @@ def test_wrong_password_is_typed(vault: Vault, idp: SandboxController) -> None:
         provider_for(vault, idp).acquire("bad")
     assert info.value.code == 50126
     assert "Typo-Pa55word-42" not in str(info.value) + repr(info.value.args)
+
+
+def test_python_api_warns_when_the_secret_in_use_expires_soon(
+    vault: Vault, idp: SandboxController
+) -> None:
+    secret = {SecretField.CLIENT_SECRET: Secret(daemon_secret(idp)["value"])}
+    daemon = "mailgate-daemon"
+    add_credential(
+        vault, idp, "soon", CredentialKind.CLIENT_SECRET, daemon, secret, secret_expires="5d"
+    )
+    add_credential(
+        vault, idp, "later", CredentialKind.CLIENT_SECRET, daemon, secret, secret_expires="200d"
+    )
+    provider = provider_for(vault, idp)
+    with pytest.warns(SecretExpiringWarning, match=r"'soon' expires in 4 days .*rotate-secret"):
+        provider.acquire("soon")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        provider.acquire("later")  # nothing to say: no warning

@@ -19,7 +19,13 @@ from rich.markup import escape
 
 from mailgate.cli import config, creds, mail, outbox, setup
 from mailgate.cli._context import open_provider, warn_expiring
-from mailgate.cli._output import console, err_console, print_error, print_json
+from mailgate.cli._output import (
+    console,
+    err_console,
+    print_error,
+    print_json,
+    show_library_warnings,
+)
 from mailgate.errors import MailgateError
 
 __all__ = ["app", "main"]
@@ -142,6 +148,7 @@ def demo(
 
 def main() -> None:
     """Console-script entry point: run the app, turn every failure into a readable message."""
+    show_library_warnings()
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
         code = app(standalone_mode=False)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 
-from mailgate.cli._output import warn
+from mailgate.cli._output import warn_once
 from mailgate.identity import ConsoleInteraction, TokenProvider
 from mailgate.paths import data_dir
 from mailgate.vault import CredentialProfile, Vault
@@ -26,15 +25,6 @@ def open_provider(interactive: bool | None = None) -> TokenProvider:
 
 def warn_expiring(profile: CredentialProfile) -> None:
     """Say so when the secret or certificate in use expires within 14 days or has expired."""
-    status = profile.expiry_status(datetime.now(UTC))
-    expires = profile.expires_at()
-    if status == "expired" and expires:
-        warn(
-            f"the secret of credential {profile.name!r} expired on {expires:%Y-%m-%d}; "
-            f"create a new one and run `mailgate creds set-secret {profile.name}`."
-        )
-    elif status.startswith("expires") and expires:
-        warn(
-            f"the secret of credential {profile.name!r} {status} ({expires:%Y-%m-%d}); "
-            f"rotate it before then with `mailgate creds set-secret {profile.name}`."
-        )
+    message = profile.expiry_warning()
+    if message:
+        warn_once(message)

@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mailgate.errors import InvalidInputError, MailgateError
+from mailgate.errors import InvalidInputError, MailgateError, SecretExpiringWarning
 from mailgate.secret import Secret
 
-__all__ = ["console", "err_console", "print_error", "print_json", "read_secret", "warn"]
+__all__ = [
+    "console",
+    "err_console",
+    "print_error",
+    "print_json",
+    "read_secret",
+    "show_library_warnings",
+    "warn",
+    "warn_once",
+]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,6 +50,32 @@ def print_error(exc: MailgateError) -> None:
 
 def warn(text: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(text: str) -> None:
+    """:func:`warn`, but a warning already given in this run is not repeated."""
+    if text not in _warned:
+        _warned.add(text)
+        warn(text)
+
+
+def show_library_warnings() -> None:
+    """Print the library's own warnings (an expiring secret) as ``warning:`` lines, once each."""
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, SecretExpiringWarning):
+            warn_once(str(message))
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    # "always": the CLI dedupes by text itself; Python's once-per-line memory would hide a
+    # second credential's warning raised from the same line.
+    warnings.simplefilter("always", SecretExpiringWarning)
 
 
 def print_json(data: Any) -> None:

@@ -22,7 +22,12 @@ from typing import Any, Protocol
 import msal
 
 from mailgate import alerts
-from mailgate.errors import ConfigurationError, InteractionRequiredError, TokenRequestError
+from mailgate.errors import (
+    ConfigurationError,
+    InteractionRequiredError,
+    SecretExpiringWarning,
+    TokenRequestError,
+)
 from mailgate.identity import _msal
 from mailgate.identity.aadsts import error_from_result
 from mailgate.identity.cache import TokenCacheStore
@@ -370,8 +375,15 @@ class TokenProvider:
     def acquire(
         self, name: str, scopes: str | None = None, *, force_refresh: bool = False
     ) -> AccessToken:
-        """A token for credential ``name`` (its default scopes unless ``scopes`` is given)."""
+        """A token for credential ``name`` (its default scopes unless ``scopes`` is given).
+
+        Warns (:class:`~mailgate.errors.SecretExpiringWarning`) when its secret or
+        certificate expires within 14 days or has expired.
+        """
         profile = self.vault.get(name)
+        expiring = profile.expiry_warning()
+        if expiring:
+            warnings.warn(expiring, SecretExpiringWarning, stacklevel=2)
         scope_set = self.scopes_for(profile, scopes)
         interaction = self.interaction or NoInteraction(name)
         with self.caches.open(name) as cache:

@@ -109,3 +109,20 @@ class CredentialProfile(BaseModel):
         if remaining.days < EXPIRY_WARNING_DAYS:
             return f"expires in {remaining.days} days"
         return "ok"
+
+    def expiry_warning(self, now: datetime | None = None) -> str | None:
+        """What to tell the user when the secret in use expires soon or has expired."""
+        status = self.expiry_status(now)
+        expires = self.expires_at()
+        if expires is None or status in ("ok", "unknown"):
+            return None
+        if status == "expired":
+            return (
+                f"the secret of credential {self.name!r} expired on {expires:%Y-%m-%d}; "
+                f"create a new one with `mailgate creds rotate-secret {self.name}` or "
+                f"`mailgate creds set-secret {self.name}`."
+            )
+        return (
+            f"the secret of credential {self.name!r} {status} ({expires:%Y-%m-%d}); "
+            f"rotate it before then with `mailgate creds rotate-secret {self.name}`."
+        )
