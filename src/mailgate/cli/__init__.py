@@ -17,7 +17,7 @@ import click
 import typer
 from rich.markup import escape
 
-from mailgate.cli import creds, mail, setup
+from mailgate.cli import creds, importing, mail, setup
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import console, err_console, print_error, print_json
 from mailgate.errors import MailgateError
@@ -46,6 +46,7 @@ app = typer.Typer(
 app.add_typer(creds.app, name="creds")
 app.add_typer(setup.app, name="setup")
 mail.register(app)
+importing.register(app)
 sandbox_app = typer.Typer(help="The local emulation of the Microsoft identity platform.")
 app.add_typer(sandbox_app, name="sandbox")
 
