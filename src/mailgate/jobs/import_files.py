@@ -49,6 +49,7 @@ __all__ = [
     "SyncMode",
     "file_sha256",
     "make_durable",
+    "remove_stale_parts",
 ]
 
 _HEAD_LIMIT = 64 * 1024
@@ -119,6 +120,27 @@ def make_durable(directory: Path, files: list[Path]) -> None:
             os.close(fd)
     except OSError as exc:
         raise io_error("sync the files in", directory, exc) from exc
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of an earlier process with our pid (containers reuse 1)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(directory: Path) -> None:
+    """Remove temporary files of import runs that were killed (their process is gone)."""
+    for path in directory.glob(".mailgate-import-*.part"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 class MessageFile(io.RawIOBase):
@@ -275,6 +297,7 @@ class DirectoryDestination:
         except OSError as exc:
             raise io_error("write into", directory, exc) from exc
         self.directory = directory.resolve()
+        remove_stale_parts(self.directory)
         self.attachments = attachments
         self.sync = sync
         self.written: list[Path] = []  # files and directories of the batch, for the sync

@@ -36,6 +36,7 @@ from mailgate.jobs.import_files import (
     MessageTooLarge,
     SavedFiles,
     SyncMode,
+    remove_stale_parts,
 )
 from mailgate.jobs.import_keys import (
     DELIVERED,
@@ -328,6 +329,7 @@ class _ImportRun:
     def _spool(self) -> Path:
         assert self.options.spool is not None
         self.options.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        remove_stale_parts(self.options.spool)
         return self.options.spool
 
     def _place(self, item: Fetched) -> _Delivery:
