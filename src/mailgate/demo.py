@@ -21,6 +21,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from mailgate.demo_import import import_tour
 from mailgate.demo_mail import mail_tour
 from mailgate.errors import MailgateError
 from mailgate.identity import AccessToken, ConsoleInteraction, TokenProvider
@@ -308,6 +309,7 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                     out.print(f"[red]{name}: expected an error, got a token")
 
             failures += mail_tour(out, step, root, provider, sandbox)
+            failures += import_tour(out, step, root, provider)
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
