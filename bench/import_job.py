@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import msal  # noqa: E402
+from bench.imap_import import SCOPE, baseline, cli_setup, load  # noqa: E402
 from tests.interop.dovecot import start_dovecot  # noqa: E402
 
-from bench.imap_import import SCOPE, baseline, cli_setup, load  # noqa: E402
 from mailgate.testing import SandboxController  # noqa: E402
 
 

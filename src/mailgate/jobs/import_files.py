@@ -318,7 +318,10 @@ class DirectoryDestination:
         if self.attachments:
             self._attachments(saved, item)
         if self.sync is SyncMode.MESSAGE:
-            make_durable(self.directory, [])  # the directory entries of this message
+            try:  # the directory entries of this message (its file was fsynced when written)
+                _fsync_path(self.directory)
+            except OSError as exc:
+                raise io_error("sync", self.directory, exc) from exc
         return saved
 
     def _existing(self, name: str, digest: str) -> SavedFiles | None:
