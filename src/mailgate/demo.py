@@ -21,6 +21,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from mailgate.demo_import import import_tour
 from mailgate.demo_mail import mail_tour
 from mailgate.demo_outbox import outbox_tour
 from mailgate.errors import MailgateError
@@ -309,6 +310,7 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
                     out.print(f"[red]{name}: expected an error, got a token")
 
             failures += mail_tour(out, step, root, provider, sandbox)
+            failures += import_tour(out, step, root, provider)
             failures += outbox_tour(out, step, root, provider, sandbox)
     finally:
         if workdir is None:

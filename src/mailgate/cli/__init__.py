@@ -17,7 +17,7 @@ import click
 import typer
 from rich.markup import escape
 
-from mailgate.cli import config, creds, mail, outbox, setup
+from mailgate.cli import config, creds, importing, mail, outbox, setup
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import (
     console,
@@ -54,6 +54,7 @@ app.add_typer(setup.app, name="setup")
 app.add_typer(config.app, name="config")
 app.add_typer(outbox.app, name="outbox")
 mail.register(app)
+importing.register(app)
 sandbox_app = typer.Typer(help="The local emulation of the Microsoft identity platform.")
 app.add_typer(sandbox_app, name="sandbox")
 

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MAX_NAME_BYTES", "publish_file", "reserve_path", "safe_filename"]
+__all__ = ["MAX_NAME_BYTES", "candidate_paths", "publish_file", "reserve_path", "safe_filename"]
 
 MAX_NAME_BYTES = 200  # well under NAME_MAX (255) so "-NNN" suffixes and ".part" still fit
 _WINDOWS_DEVICES = frozenset(
@@ -92,6 +92,14 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
         os.close(fd)
         return candidate
     raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def candidate_paths(directory: Path, name: str) -> Iterator[Path]:
+    """The names :func:`publish_file` tries, in order, in the resolved ``directory``.
+
+    An import looks through them for its own earlier copy of a message before publishing.
+    """
+    return _candidates(directory, name, True)
 
 
 def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = False) -> Path:

@@ -34,6 +34,7 @@ __all__ = [
     "SavedMessage",
     "eml_filename",
     "extract_attachments",
+    "io_error",
 ]
 
 
@@ -60,6 +61,9 @@ def _io_error(action: str, path: Path, exc: OSError) -> MailgateError:
     else:
         remedy = "check that the directory exists and is writable, or save to another one."
     return MailgateError(f"Cannot {action} {path}: {reason}.", remedy)
+
+
+io_error = _io_error  # public for the import job, which files messages by these same rules
 
 
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:

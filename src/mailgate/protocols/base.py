@@ -101,6 +101,7 @@ class Operation(StrEnum):
     """Operations of :class:`Mailbox`, for capability checks and error messages."""
 
     LIST_FOLDERS = "list folders"
+    CREATE_FOLDER = "create a folder"
     SEARCH = "search"
     FETCH = "fetch"
     FLAGS = "set flags"
@@ -208,6 +209,13 @@ class Mailbox(abc.ABC):
 
     async def list_folders(self) -> list[Folder]:
         raise self._unsupported(Operation.LIST_FOLDERS, "use IMAP, EWS or Graph.")
+
+    async def create_folder(self, name: str) -> None:
+        """Create the folder ``name`` (a ``/`` path whose parent exists); nothing if it exists.
+
+        Imports create their ``--move-to`` and oversize folders this way.
+        """
+        raise self._unsupported(Operation.CREATE_FOLDER, "use IMAP, EWS or Graph.")
 
     async def search(
         self, folder: str, criteria: SearchCriteria, limit: int | None = None

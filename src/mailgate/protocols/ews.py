@@ -195,6 +195,19 @@ class EwsMailbox(HttpMailbox):
             f"folders: {known}.",
         )
 
+    async def create_folder(self, name: str) -> None:
+        """CreateFolder under the parent path (or the top of the store) unless it exists."""
+        path = name.strip("/")
+        try:
+            await self._folder(path)
+            return
+        except ConfigurationError:
+            pass
+        parent_path, _, leaf = path.rpartition("/")
+        parent = await self._folder(parent_path) if parent_path else self._target("msgfolderroot")
+        await self._call(soap.create_folder(parent, leaf), "create folder")
+        self._paths = None  # the next lookup sees the new folder
+
     # -- reading -------------------------------------------------------------------------------
 
     async def search(

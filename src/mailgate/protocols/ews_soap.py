@@ -24,6 +24,7 @@ __all__ = [
     "SOAP_NS",
     "TYPES_NS",
     "FolderTarget",
+    "create_folder",
     "create_item",
     "delete_item",
     "envelope",
@@ -151,6 +152,15 @@ def find_folder(root: FolderTarget, offset: int = 0, page_size: int = 500) -> st
         f'<m:IndexedPageFolderView MaxEntriesReturned="{page_size}" Offset="{offset}" '
         'BasePoint="Beginning"/>'
         f"<m:ParentFolderIds>{root.xml()}</m:ParentFolderIds></m:FindFolder>"
+    )
+
+
+def create_folder(parent: FolderTarget, name: str) -> str:
+    """CreateFolder of a mail folder (``IPF.Note``) named ``name`` under ``parent``."""
+    return (
+        f"<m:CreateFolder><m:ParentFolderId>{parent.xml()}</m:ParentFolderId><m:Folders>"
+        f"<t:Folder><t:FolderClass>IPF.Note</t:FolderClass>"
+        f"<t:DisplayName>{xml_text(name)}</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"
     )
 
 

@@ -223,6 +223,23 @@ class GraphMailbox(HttpMailbox):
             f"use a display path such as 'Inbox/Invoices' or a well-known name; folders: {known}.",
         )
 
+    async def create_folder(self, name: str) -> None:
+        """``POST mailFolders`` (or the parent's ``childFolders``) unless the path exists."""
+        path = name.strip("/")
+        try:
+            await self._folder_id(path)
+            return
+        except ConfigurationError:
+            pass
+        parent, _, leaf = path.rpartition("/")
+        url = f"{self._user}/mailFolders"
+        if parent:
+            url += f"/{quote(await self._folder_id(parent), safe='')}/childFolders"
+        await self._call(
+            "POST", url, "create folder", json={"displayName": leaf}, expect=(200, 201)
+        )
+        self._folders = None  # the next lookup sees the new folder
+
     # -- reading -------------------------------------------------------------------------------
 
     async def search(

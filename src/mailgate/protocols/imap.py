@@ -218,6 +218,12 @@ class ImapMailbox(SocketMailbox):
             if "\\NOSELECT" not in {a.upper() for a in e.attributes}
         ]
 
+    async def create_folder(self, name: str) -> None:
+        wanted = name.strip("/")
+        if any(f.name == wanted for f in await self.list_folders()):
+            return
+        await self.connection.command("CREATE", await self.mailbox_argument(wanted))
+
     async def trash_folder(self) -> str:
         """The \\Trash SPECIAL-USE folder, else one named like Exchange's "Deleted Items"."""
         folders = await self.list_folders()

@@ -1,0 +1,379 @@
+"""Files of an import: streaming each message to a hashed temporary file, publishing it under
+a deterministic name, and making a batch of files durable with one sync.
+
+Names follow the ``get --save`` rules (:func:`mailgate.mail.save.eml_filename`, safe names,
+``os.link`` publishing that never overwrites), with the short token from the message's import key
+in place of the protocol id: ``2026-11-23 1015 Invoice 4711 [1f2e3d4c].eml``. After a crash the
+same message gets the same name, and a file already there with the same sha256 counts as
+delivered instead of being written twice.
+
+Attachments go to ``<stem>.attachments/`` through a hidden ``.<stem>.attachments.part``
+directory renamed into place when complete, so a directory that is visible is whole.
+
+Durability (:func:`make_durable`): ``syncfs(2)`` on the target directory's file system once per
+batch (one call covers every file and directory entry of the batch), falling back to an fsync of
+each file and of the directory where ``syncfs`` is missing. :attr:`SyncMode.MESSAGE` fsyncs each
+file as it is finished instead (slower; kept to measure the difference).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import io
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mailgate.errors import MailgateError
+from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path
+from mailgate.mail.headers import header_block, summary_from_headers
+from mailgate.mail.save import eml_filename, extract_attachments, io_error
+from mailgate.protocols.base import MessageRef, MessageSummary
+from mailgate.protocols.imap_attachments import split_attachments
+from mailgate.protocols.imap_bulk import CLIENT_SPLIT_LIMIT
+
+__all__ = [
+    "DirectoryDestination",
+    "FetchSink",
+    "Fetched",
+    "MessageTooLarge",
+    "SavedFiles",
+    "SyncMode",
+    "file_sha256",
+    "make_durable",
+    "remove_stale_parts",
+]
+
+_HEAD_LIMIT = 64 * 1024
+
+
+class SyncMode(StrEnum):
+    """When written files are forced to disk."""
+
+    BATCH = "batch"  # one sync per batch, before that batch's post-processing
+    MESSAGE = "message"  # an fsync per file as it is finished
+
+
+class MessageTooLarge(MailgateError):
+    """Raised from a write when a message of unknown size streams past the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the message is larger than {limit} bytes.", "")
+        self.limit = limit
+
+
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+_libc: Any = None
+
+
+def _syncfs(fd: int) -> bool:
+    """``syncfs(fd)`` where the C library has it; False when it does not."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+    function = getattr(_libc, "syncfs", None) if _libc else None
+    if function is None:
+        return False
+    if function(fd) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    return True
+
+
+def _fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_durable(directory: Path, files: list[Path]) -> None:
+    """Force ``files`` (all under ``directory``) and their directory entries to disk."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            if _syncfs(fd):
+                return
+            for path in files:
+                _fsync_path(path)
+            for parent in {p.parent for p in files} | {directory}:
+                _fsync_path(parent)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise io_error("sync the files in", directory, exc) from exc
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of an earlier process with our pid (containers reuse 1)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(directory: Path) -> None:
+    """Remove temporary files of import runs that were killed (their process is gone)."""
+    for path in directory.glob(".mailgate-import-*.part"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+class MessageFile(io.RawIOBase):
+    """A write-only temporary file that hashes what goes through it and keeps the header block.
+
+    ``limit``: raise :class:`MessageTooLarge` past this many bytes (sizes unknown in advance).
+    ``keep``: also keep the bytes in memory (attachments are then split without re-reading).
+    """
+
+    def __init__(self, path: Path, *, limit: int | None, keep: bool) -> None:
+        super().__init__()
+        self.path = path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise io_error("create a file in", path.parent, exc) from exc
+        self._file = open(fd, "wb", buffering=256 * 1024)  # noqa: SIM115 - closed in finish()
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.head = bytearray()
+        self.copy: bytearray | None = bytearray() if keep else None
+        self.limit = limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise MessageTooLarge(self.limit)
+        if len(self.head) < _HEAD_LIMIT:
+            self.head += chunk[: _HEAD_LIMIT - len(self.head)]
+        if self.copy is not None:
+            if self.size <= CLIENT_SPLIT_LIMIT:
+                self.copy += chunk
+            else:
+                self.copy = None  # large: attachments are extracted from the file instead
+        self.digest.update(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise io_error("write", self.path, exc) from exc
+        return len(chunk)
+
+    def finish(self, fsync: bool) -> None:
+        try:
+            self._file.flush()
+            if fsync:
+                os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            raise io_error("write", self.path, exc) from exc
+        super().close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        super().close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Fetched:
+    """One message streamed into a temporary file."""
+
+    ref: MessageRef
+    temp: Path
+    sha256: str
+    size: int
+    summary: MessageSummary
+    copy: bytes | None = None
+
+    def read(self) -> bytes:
+        return self.copy if self.copy is not None else self.temp.read_bytes()
+
+
+class FetchSink:
+    """A :class:`~mailgate.protocols.imap_bulk.MessageSink` (messages only) for one batch.
+
+    Each message streams into a hidden ``.mailgate-import-*.part`` file in ``spool``; each
+    finished one goes to ``on_fetched`` at once and is kept in :attr:`fetched` by ref id.
+    """
+
+    def __init__(
+        self,
+        spool: Path,
+        on_fetched: Callable[[Fetched], None],
+        *,
+        keep_copies: bool,
+        sync: SyncMode,
+        limit: int | None = None,
+    ) -> None:
+        self.spool = spool
+        self.on_fetched = on_fetched
+        self.keep_copies = keep_copies
+        self.sync = sync
+        self.limit = limit
+        self.fetched: dict[str, Fetched] = {}
+        self._prefix = f".mailgate-import-{os.getpid()}-{secrets.token_hex(3)}"
+        self._count = 0
+
+    def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
+        if part is not None:  # pragma: no cover - imports fetch whole messages only
+            raise ValueError("the import sink takes whole messages only")
+        self._count += 1
+        path = self.spool / f"{self._prefix}-{self._count}.part"
+        return MessageFile(path, limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
+
+    def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
+        assert isinstance(dest, MessageFile)
+        dest.finish(fsync=self.sync is SyncMode.MESSAGE)
+        summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=dest.size)
+        copy = bytes(dest.copy) if dest.copy is not None else None
+        item = Fetched(ref, dest.path, dest.digest.hexdigest(), dest.size, summary, copy)
+        self.fetched[ref.id] = item
+        # Deliver to the directory now, while the bytes are at hand; keep no copy past it.
+        self.on_fetched(item)
+        item.copy = None
+
+    def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
+        assert isinstance(dest, MessageFile)
+        dest.discard()
+
+    def discard_all(self) -> None:
+        """Remove every temporary file still here (delivered ones were linked elsewhere)."""
+        for item in self.fetched.values():
+            with contextlib.suppress(OSError):
+                item.temp.unlink(missing_ok=True)
+
+
+@dataclass
+class SavedFiles:
+    """Where a message's ``.eml`` and attachments are; ``existing`` if an earlier run wrote it."""
+
+    eml: Path
+    attachments: list[Path] = field(default_factory=list)
+    existing: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+class DirectoryDestination:
+    """``--to DIR``: publishes fetched messages (and attachments) under deterministic names."""
+
+    def __init__(self, directory: Path, *, attachments: bool, sync: SyncMode) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / f".mailgate-probe-{secrets.token_hex(4)}"
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            raise io_error("write into", directory, exc) from exc
+        self.directory = directory.resolve()
+        remove_stale_parts(self.directory)
+        self.attachments = attachments
+        self.sync = sync
+        self.written: list[Path] = []  # files and directories of the batch, for the sync
+
+    def publish(self, item: Fetched, token: str) -> SavedFiles:
+        """Give ``item`` its name (or find it already there) and write its attachments."""
+        name = eml_filename(item.summary.subject, item.summary.date, token)
+        saved = self._existing(name, item.sha256)
+        if saved is not None:
+            item.temp.unlink(missing_ok=True)
+        else:
+            try:
+                eml = publish_file(item.temp, self.directory, name, resolved=True)
+            except OSError as exc:
+                raise io_error("save the message in", self.directory, exc) from exc
+            saved = SavedFiles(eml)
+            self.written.append(eml)
+        if self.attachments:
+            self._attachments(saved, item)
+        if self.sync is SyncMode.MESSAGE:
+            try:  # the directory entries of this message (its file was fsynced when written)
+                _fsync_path(self.directory)
+            except OSError as exc:
+                raise io_error("sync", self.directory, exc) from exc
+        return saved
+
+    def _existing(self, name: str, digest: str) -> SavedFiles | None:
+        for candidate in candidate_paths(self.directory, name):
+            if not os.path.lexists(candidate):
+                return None
+            if not candidate.is_symlink() and file_sha256(candidate) == digest:
+                return SavedFiles(candidate, existing=True)
+        return None  # pragma: no cover - candidate_paths raises when exhausted
+
+    def _attachments(self, saved: SavedFiles, item: Fetched) -> None:
+        final = saved.eml.with_name(saved.eml.stem + ".attachments")
+        if final.is_dir() and not final.is_symlink():
+            saved.attachments = sorted(final.iterdir())  # a visible directory is complete
+            return
+        staging = saved.eml.with_name(f".{saved.eml.stem}.attachments.part")
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed
+        try:
+            staging.mkdir()
+            if item.copy is not None:
+                parts = split_attachments(item.copy)
+                out = staging / "files"
+                found = bool(parts)
+                if found:
+                    out.mkdir()
+                for part, data in parts:
+                    path = reserve_path(out, part.filename or "attachment", resolved=True)
+                    with open(path, "wb") as handle:
+                        handle.write(data)
+                        if self.sync is SyncMode.MESSAGE:
+                            os.fsync(handle.fileno())
+            else:
+                # Large message: the email package reads it from the file; it writes beside
+                # the path it is given, so give it a link inside the staging directory.
+                link = staging / "message.eml"
+                os.symlink(saved.eml, link)
+                files, problems = extract_attachments(link)
+                saved.problems.extend(problems)
+                out = staging / "message.attachments"
+                found = bool(files)
+            if found:
+                os.rename(out, final)
+        except OSError as exc:
+            raise io_error("write the attachments of", saved.eml, exc) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if found:
+            saved.attachments = sorted(final.iterdir())
+            self.written.extend([*saved.attachments, final])
+
+    def flush(self) -> None:
+        """Make everything written since the last flush durable (one sync per batch)."""
+        if self.written and self.sync is SyncMode.BATCH:
+            make_durable(self.directory, self.written)
+        self.written = []
