@@ -15,7 +15,14 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MAX_NAME_BYTES", "publish_file", "reserve_path", "safe_filename"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "create_file",
+    "publish_file",
+    "reserve_path",
+    "safe_filename",
+    "write_all",
+]
 
 MAX_NAME_BYTES = 200  # well under NAME_MAX (255) so "-NNN" suffixes and ".part" still fit
 _WINDOWS_DEVICES = frozenset(
@@ -59,9 +66,15 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return (stem or fallback) + ext
 
 
-def _candidates(directory: Path, name: str, resolved: bool) -> Iterator[Path]:
-    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``."""
-    base = safe_filename(name)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) -> Iterator[Path]:
+    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``.
+
+    ``safe=True``: ``name`` is already a :func:`safe_filename` result (saves a second pass).
+    """
+    base = name if safe else safe_filename(name)
     stem, dot, ext = base.rpartition(".")
     if not dot or not stem:
         stem, ext = base, ""
@@ -86,7 +99,7 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
     """
     for candidate in _candidates(directory, name, resolved):
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = os.open(candidate, _CREATE, 0o600)
         except FileExistsError:
             continue
         os.close(fd)
@@ -94,7 +107,44 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
-def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = False) -> Path:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may take less, e.g. near a quota)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        with memoryview(data) as view:
+            while written < len(data):
+                written += os.write(fd, view[written:])
+
+
+def create_file(directory: Path, name: str, data: bytes, *, resolved: bool = False) -> Path:
+    """A new file for ``name`` in ``directory`` holding ``data``: :func:`reserve_path`'s rules
+    (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting) with one open and one write.
+
+    A write that fails removes the file again, so a cut-off file never stays behind.
+    """
+    for candidate in _candidates(directory, name, resolved):
+        try:
+            fd = os.open(candidate, _CREATE, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            candidate.unlink(missing_ok=True)
+            raise
+        try:
+            os.close(fd)
+        except OSError:
+            candidate.unlink(missing_ok=True)
+            raise
+        return candidate
+    raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def publish_file(
+    temp: Path, directory: Path, name: str, *, resolved: bool = False, safe: bool = False
+) -> Path:
     """Give the finished file ``temp`` the name ``name`` in ``directory``, never overwriting.
 
     ``os.link`` fails if the name exists (a planted symlink included), so taking a name and
@@ -102,8 +152,9 @@ def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = Fal
     File systems without hard links (FAT/exFAT, many SMB/CIFS shares, some FUSE mounts) refuse
     ``os.link`` with another error; there the name is reserved with ``O_EXCL`` and ``temp``
     renamed onto that empty file of our own, which still overwrites nothing of anyone else's.
+    ``safe=True`` says ``name`` came from :func:`safe_filename` already.
     """
-    for candidate in _candidates(directory, name, resolved):
+    for candidate in _candidates(directory, name, resolved, safe):
         try:
             os.link(temp, candidate)
         except FileExistsError:

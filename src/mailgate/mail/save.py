@@ -16,7 +16,7 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from mailgate.errors import MailgateError
-from mailgate.mail.filenames import publish_file, reserve_path, safe_filename
+from mailgate.mail.filenames import (
+    create_file,
+    publish_file,
+    reserve_path,
+    safe_filename,
+    write_all,
+)
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.protocols.base import MessageRef, MessageSummary
+from mailgate.protocols.imap_attachments import split_attachments_checked
 
 __all__ = [
     "DirectorySink",
@@ -140,6 +147,7 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     return written, problems
 
 
+_HEAD_LIMIT = 64 * 1024  # header blocks longer than this are cut (summaries only)
 _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _TRUNCATE = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW
 
@@ -177,7 +185,7 @@ class _Writer(io.BufferedWriter):
 class _HeadKeepingWriter(_Writer):
     """A file writer that also keeps the first bytes written: the message's header block."""
 
-    def __init__(self, path: Path, limit: int = 64 * 1024) -> None:
+    def __init__(self, path: Path, limit: int = _HEAD_LIMIT) -> None:
         super().__init__(path, _EXCLUSIVE)
         self.head = bytearray()
         self._limit = limit
@@ -235,24 +243,95 @@ class DirectorySink:
         except OSError as exc:
             raise _io_error("create an attachment file in", target, exc) from exc
 
-    def _open_temp(self) -> _HeadKeepingWriter:
+    def _temp_paths(self) -> Iterator[Path]:
         # pid + counter: unique without mkstemp's random names; O_EXCL still guards it. A
         # leftover of an earlier run with the same pid (containers always start at pid 1)
         # takes the name; then a random suffix finds a free one.
         self._count += 1
         stem = f".mailgate-{os.getpid()}-{self._count}"
-        temp = self.directory / f"{stem}.part"
-        for _attempt in range(8):
-            try:
-                return _HeadKeepingWriter(temp)
-            except FileExistsError:
-                temp = self.directory / f"{stem}-{secrets.token_hex(4)}.part"
-            except OSError as exc:
-                raise _io_error("create a file in", self.directory, exc) from exc
+        yield self.directory / f"{stem}.part"
+        for _attempt in range(7):
+            yield self.directory / f"{stem}-{secrets.token_hex(4)}.part"
         raise MailgateError(
             f"Cannot create a temporary file in {self.directory}: every name tried exists.",
             "remove the .mailgate-*.part files left there by an earlier run and save again.",
         )
+
+    def _open_temp(self) -> _HeadKeepingWriter:
+        for temp in self._temp_paths():
+            try:
+                return _HeadKeepingWriter(temp)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _io_error("create a file in", self.directory, exc) from exc
+        raise AssertionError("unreachable: _temp_paths raises when exhausted")
+
+    def _write_temp(self, data: bytes) -> Path:
+        """``data`` in a new hidden temporary file, written with one call; its path."""
+        for temp in self._temp_paths():
+            try:
+                fd = _open_fd(temp, _EXCLUSIVE)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _io_error("create a file in", self.directory, exc) from exc
+            try:
+                write_all(fd, data)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                if isinstance(exc, OSError):
+                    raise _io_error("write", temp, exc) from exc
+                raise
+            try:
+                os.close(fd)
+            except OSError as exc:  # NFS and FUSE report failed writes at close
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                raise _io_error("write", temp, exc) from exc
+            return temp
+        raise AssertionError("unreachable: _temp_paths raises when exhausted")
+
+    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
+        """A whole message already in memory (the bulk path for all but huge messages).
+
+        Summarised and named from its header block, written to a temporary file with one
+        ``write`` and published under its name like a streamed one; with ``attachments`` they
+        are split from the same bytes. Nothing of a failed message stays behind but the
+        attachments already written.
+        """
+        head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
+        summary = summary_from_headers(ref, header_block(head), size=len(data))
+        name = eml_filename(summary.subject, summary.date, ref.id)
+        temp = self._write_temp(data)
+        try:
+            final = publish_file(temp, self.directory, name, resolved=True, safe=True)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            if isinstance(exc, OSError):
+                raise _io_error("save the message in", self.directory, exc) from exc
+            raise
+        saved = SavedMessage(final, len(data), summary=summary)
+        self.saved[ref.id] = saved
+        if attachments:
+            self._save_attachments(ref, saved, data)
+
+    def _save_attachments(self, ref: MessageRef, saved: SavedMessage, data: bytes) -> None:
+        parts, problems = split_attachments_checked(data)
+        saved.problems.extend(problems)
+        if not parts:
+            return
+        target = self._attachment_dir(ref.id)
+        for part, content in parts:
+            try:
+                path = create_file(target, part.filename or "attachment", content, resolved=True)
+            except OSError as exc:
+                raise _io_error("write an attachment file in", target, exc) from exc
+            saved.attachments.append(path)
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, _Writer)
