@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mailgate.admin import build_plan, make_request, render
-from mailgate.admin.render import FORMATS
 from mailgate.errors import InvalidInputError
 
 app = typer.Typer(
@@ -37,6 +35,9 @@ def plan(
     fmt: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
 ) -> None:
     """Print the permissions, consent URL, settings and PowerShell to set up one integration."""
+    from mailgate.admin import build_plan, make_request, render
+    from mailgate.admin.render import FORMATS
+
     if fmt not in FORMATS:
         raise InvalidInputError("--format", "one of " + ", ".join(FORMATS), fmt)
     request = make_request(

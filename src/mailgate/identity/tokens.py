@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msal
 
@@ -24,9 +24,11 @@ from mailgate.identity import _msal
 from mailgate.identity.cache import TokenCacheStore
 from mailgate.identity.clouds import Cloud, get_cloud
 from mailgate.identity.inputs import ScopeSet, parse_scopes
-from mailgate.identity.interaction import Interaction, NoInteraction
 from mailgate.secret import Secret
 from mailgate.vault import CredentialKind, CredentialProfile, DelegatedFlow, SecretField, Vault
+
+if TYPE_CHECKING:
+    from mailgate.identity.interaction import Interaction
 
 __all__ = ["AccessToken", "TokenProvider", "decode_claims"]
 
@@ -304,6 +306,8 @@ class TokenProvider:
         """A token for credential ``name`` (its default scopes unless ``scopes`` is given)."""
         profile = self.vault.get(name)
         scope_set = self.scopes_for(profile, scopes)
+        from mailgate.identity.interaction import NoInteraction
+
         interaction = self.interaction or NoInteraction(name)
         with self.caches.open(name) as cache:
             app = self._app(profile, cache)

@@ -10,7 +10,6 @@ Broken MIME never stops a run: the raw ``.eml`` is kept and the problem is repor
 from __future__ import annotations
 
 import contextlib
-import email
 import errno
 import io
 import os
@@ -19,10 +18,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.message import Message
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from mailgate.errors import MailgateError
 from mailgate.mail.filenames import (
@@ -35,6 +32,9 @@ from mailgate.mail.filenames import (
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.protocols.base import MessageRef, MessageSummary
 from mailgate.protocols.imap_attachments import split_attachments_checked
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 __all__ = [
     "DirectorySink",
@@ -110,6 +110,10 @@ def _attachment_parts(message: Message) -> list[Message]:
 
 def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     """Write the attachments of the saved message beside it; returns (paths, problems)."""
+    # The email package's full parser is loaded on use: the bulk path never needs it.
+    import email
+    from email import policy
+
     problems: list[str] = []
     try:
         with open(eml_path, "rb") as handle:
