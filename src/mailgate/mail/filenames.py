@@ -9,6 +9,7 @@ component; :func:`reserve_path` creates the file exclusively inside the target d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
@@ -69,23 +70,25 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) -> Iterator[Path]:
+def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) -> Iterator[str]:
     """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``.
 
     ``safe=True``: ``name`` is already a :func:`safe_filename` result (saves a second pass).
+    Paths are strings here: bulk saves try one per file, and ``Path`` objects cost more than
+    the system calls they name.
     """
     base = name if safe else safe_filename(name)
+    if "/" in base or "\0" in base or base in ("", ".", ".."):  # pragma: no cover
+        raise ValueError(f"unsafe file name {name!r}")  # safe_filename never returns these
     stem, dot, ext = base.rpartition(".")
     if not dot or not stem:
         stem, ext = base, ""
     else:
         ext = "." + ext
-    root = directory if resolved else directory.resolve()
-    for n in range(1, 10_000):
-        candidate = root / (base if n == 1 else f"{stem}-{n}{ext}")
-        if candidate.parent != root:  # pragma: no cover - safe_filename forbids separators
-            raise ValueError(f"unsafe file name {name!r}")
-        yield candidate
+    root = os.fspath(directory if resolved else directory.resolve())
+    yield f"{root}/{base}"
+    for n in range(2, 10_000):
+        yield f"{root}/{stem}-{n}{ext}"
     raise FileExistsError(f"too many files named like {base!r} in {directory}")
 
 
@@ -103,7 +106,7 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
         except FileExistsError:
             continue
         os.close(fd)
-        return candidate
+        return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
@@ -131,19 +134,24 @@ def create_file(directory: Path, name: str, data: bytes, *, resolved: bool = Fal
             write_all(fd, data)
         except BaseException:
             os.close(fd)
-            candidate.unlink(missing_ok=True)
+            _remove(candidate)
             raise
         try:
             os.close(fd)
         except OSError:
-            candidate.unlink(missing_ok=True)
+            _remove(candidate)
             raise
-        return candidate
+        return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 def publish_file(
-    temp: Path, directory: Path, name: str, *, resolved: bool = False, safe: bool = False
+    temp: str | Path, directory: Path, name: str, *, resolved: bool = False, safe: bool = False
 ) -> Path:
     """Give the finished file ``temp`` the name ``name`` in ``directory``, never overwriting.
 
@@ -162,11 +170,11 @@ def publish_file(
         except OSError:
             return _publish_by_rename(temp, directory, name, resolved)
         os.unlink(temp)
-        return candidate
+        return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
-def _publish_by_rename(temp: Path, directory: Path, name: str, resolved: bool) -> Path:
+def _publish_by_rename(temp: str | Path, directory: Path, name: str, resolved: bool) -> Path:
     reserved = reserve_path(directory, name, resolved=resolved)
     try:
         os.replace(temp, reserved)

@@ -55,7 +55,7 @@ class SavedMessage:
     summary: MessageSummary | None = None
 
 
-def _io_error(action: str, path: Path, exc: OSError) -> MailgateError:
+def _io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
     """A file-system failure while saving as a mailgate error naming the path and a remedy."""
     reason = exc.strerror or exc.__class__.__name__
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
@@ -156,7 +156,7 @@ _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _TRUNCATE = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW
 
 
-def _open_fd(path: Path, flags: int) -> int:
+def _open_fd(path: str | Path, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
@@ -222,6 +222,7 @@ class DirectorySink:
         except OSError as exc:
             raise _io_error("create the directory", directory, exc) from exc
         self.directory = directory.resolve()
+        self._prefix = f"{self.directory}/.mailgate-{os.getpid()}-"
         self.saved: dict[str, SavedMessage] = {}
         self._count = 0
         self._made: set[Path] = set()
@@ -247,15 +248,15 @@ class DirectorySink:
         except OSError as exc:
             raise _io_error("create an attachment file in", target, exc) from exc
 
-    def _temp_paths(self) -> Iterator[Path]:
+    def _temp_paths(self) -> Iterator[str]:
         # pid + counter: unique without mkstemp's random names; O_EXCL still guards it. A
         # leftover of an earlier run with the same pid (containers always start at pid 1)
         # takes the name; then a random suffix finds a free one.
         self._count += 1
-        stem = f".mailgate-{os.getpid()}-{self._count}"
-        yield self.directory / f"{stem}.part"
+        stem = f"{self._prefix}{self._count}"
+        yield f"{stem}.part"
         for _attempt in range(7):
-            yield self.directory / f"{stem}-{secrets.token_hex(4)}.part"
+            yield f"{stem}-{secrets.token_hex(4)}.part"
         raise MailgateError(
             f"Cannot create a temporary file in {self.directory}: every name tried exists.",
             "remove the .mailgate-*.part files left there by an earlier run and save again.",
@@ -264,14 +265,14 @@ class DirectorySink:
     def _open_temp(self) -> _HeadKeepingWriter:
         for temp in self._temp_paths():
             try:
-                return _HeadKeepingWriter(temp)
+                return _HeadKeepingWriter(Path(temp))
             except FileExistsError:
                 continue
             except OSError as exc:
                 raise _io_error("create a file in", self.directory, exc) from exc
         raise AssertionError("unreachable: _temp_paths raises when exhausted")
 
-    def _write_temp(self, data: bytes) -> Path:
+    def _write_temp(self, data: bytes) -> str:
         """``data`` in a new hidden temporary file, written with one call; its path."""
         for temp in self._temp_paths():
             try:
@@ -286,7 +287,7 @@ class DirectorySink:
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 with contextlib.suppress(OSError):
-                    temp.unlink()
+                    os.unlink(temp)
                 if isinstance(exc, OSError):
                     raise _io_error("write", temp, exc) from exc
                 raise
@@ -294,7 +295,7 @@ class DirectorySink:
                 os.close(fd)
             except OSError as exc:  # NFS and FUSE report failed writes at close
                 with contextlib.suppress(OSError):
-                    temp.unlink()
+                    os.unlink(temp)
                 raise _io_error("write", temp, exc) from exc
             return temp
         raise AssertionError("unreachable: _temp_paths raises when exhausted")
@@ -315,7 +316,7 @@ class DirectorySink:
             final = publish_file(temp, self.directory, name, resolved=True, safe=True)
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                temp.unlink()
+                os.unlink(temp)
             if isinstance(exc, OSError):
                 raise _io_error("save the message in", self.directory, exc) from exc
             raise
