@@ -11,23 +11,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-import msal
+from urllib.parse import urlsplit
 
 from mailgate.errors import ConfigurationError, InteractionRequiredError
-from mailgate.identity import _msal
 from mailgate.identity.cache import TokenCacheStore
+from mailgate.identity.cached_tokens import cached_access_token
 from mailgate.identity.clouds import Cloud, get_cloud
 from mailgate.identity.inputs import ScopeSet, parse_scopes
 from mailgate.secret import Secret
 from mailgate.vault import CredentialKind, CredentialProfile, DelegatedFlow, SecretField, Vault
 
 if TYPE_CHECKING:
+    import msal
+
     from mailgate.identity.interaction import Interaction
 
 __all__ = ["AccessToken", "TokenProvider", "decode_claims"]
@@ -95,9 +97,13 @@ class ClientCredentialsFlow:
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
+        import msal
+
+        from mailgate.identity import _msal
+
         if force_refresh:
             # acquire_token_for_client has no force_refresh; dropping the cached AT does it.
-            for item in app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            for item in list(app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 app.token_cache.remove_at(item)
         result = _msal.call(app.acquire_token_for_client, self.tenant, scopes)
         return _msal.check_result(result, "client credentials")
@@ -110,6 +116,8 @@ def _silent(
     username: str | None,
     force_refresh: bool,
 ) -> dict[str, Any] | None:
+    from mailgate.identity import _msal
+
     accounts = _msal.call(app.get_accounts, tenant, username=username) if username else []
     if not accounts and not username:
         accounts = _msal.call(app.get_accounts, tenant)
@@ -141,6 +149,8 @@ class PasswordFlow:
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         cached = _silent(app, self.tenant, scopes, self.username, force_refresh)
         if cached:
             return cached
@@ -181,6 +191,8 @@ class DeviceCodeFlow(_InteractiveFlow):
     interaction: Interaction
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         flow = _msal.call(app.initiate_device_flow, self.tenant, scopes=scopes)
         if "user_code" not in flow:
             _msal.check_result(flow, "device code")
@@ -199,6 +211,8 @@ class AuthCodeFlow(_InteractiveFlow):
     interaction: Interaction
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         started: dict[str, Any] = {}
 
         def build(redirect_uri: str) -> str:
@@ -262,6 +276,8 @@ class TokenProvider:
     def _app(
         self, profile: CredentialProfile, cache: msal.SerializableTokenCache
     ) -> msal.ClientApplication:
+        from mailgate.identity import _msal
+
         cloud = self.cloud(profile)
         if profile.kind is CredentialKind.CERTIFICATE:
             assert profile.certificate is not None
@@ -306,6 +322,10 @@ class TokenProvider:
         """A token for credential ``name`` (its default scopes unless ``scopes`` is given)."""
         profile = self.vault.get(name)
         scope_set = self.scopes_for(profile, scopes)
+        if not force_refresh:
+            cached = self._cached(profile, scope_set)
+            if cached is not None:
+                return AccessToken.from_result(cached, scope_set.scopes)
         from mailgate.identity.interaction import NoInteraction
 
         interaction = self.interaction or NoInteraction(name)
@@ -314,6 +334,26 @@ class TokenProvider:
             flow = self._flow(profile, interaction)
             result = flow.acquire(app, list(scope_set.scopes), force_refresh)
         return AccessToken.from_result(result, scope_set.scopes)
+
+    def _cached(self, profile: CredentialProfile, scope_set: ScopeSet) -> dict[str, Any] | None:
+        """The cached token MSAL would return without a network call (see
+        :mod:`mailgate.identity.cached_tokens`), read without loading MSAL; else None."""
+        cache = self.caches.read(profile.name)
+        if cache is None:
+            return None
+        host = urlsplit(self.cloud(profile).authority(profile.tenant)).hostname
+        if not host:
+            return None
+        return cached_access_token(
+            cache,
+            client_id=profile.client_id,
+            authority_host=host,
+            tenant=profile.tenant,
+            scopes=list(scope_set.scopes),
+            app_only=profile.kind.app_only,
+            username=profile.username,
+            now=time.time(),
+        )
 
     def sign_in(self, name: str, scopes: str | None = None) -> AccessToken:
         """Run the interactive sign-in of a delegated credential now and keep its refresh token."""
