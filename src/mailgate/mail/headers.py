@@ -37,7 +37,8 @@ _WANTED = frozenset({b"subject", b"from", b"to", b"cc", b"date", b"message-id"})
 def _fields(headers: bytes) -> dict[bytes, list[str]]:
     """The wanted fields, unfolded, decoded as UTF-8 (Latin-1 bytes kept as escapes)."""
     found: dict[bytes, list[str]] = {}
-    for line in _FOLD.sub(b"", headers).splitlines():  # RFC 5322 unfolding drops CRLF only
+    unfolded = _FOLD.sub(b"", headers) if b"\n " in headers or b"\n\t" in headers else headers
+    for line in unfolded.splitlines():  # RFC 5322 unfolding drops CRLF only
         name, colon, value = line.partition(b":")
         key = name.strip().lower()
         if colon and key in _WANTED:

@@ -69,12 +69,16 @@ def _io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
     return MailgateError(f"Cannot {action} {path}: {reason}.", remedy)
 
 
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_SPACES = re.compile(r"\s+")
+
+
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
     stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
-    short = re.sub(r"[^A-Za-z0-9]", "", ref_id)[-8:] or "msg"
+    short = _NOT_ALNUM.sub("", ref_id)[-8:] or "msg"
     # Slashes in a subject are not paths; keep the whole subject visible.
-    title = re.sub(r"\s+", " ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
+    title = _SPACES.sub(" ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
     title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 

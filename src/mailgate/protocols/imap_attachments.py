@@ -89,7 +89,8 @@ class MimeFields:
     def parse(cls, block: bytes) -> MimeFields:
         """The MIME fields of a header block (the first of each; the rest is skipped)."""
         fields: dict[str, str] = {}
-        for line in _FOLD.sub(b"", block).splitlines():
+        folded = b"\n " in block or b"\n\t" in block
+        for line in (_FOLD.sub(b"", block) if folded else block).splitlines():
             name, colon, value = line.partition(b":")
             key = name.strip().lower()
             if colon and key in _MIME_FIELDS:
