@@ -10,9 +10,16 @@ Run: ``.venv/bin/python bench/imap_import.py [--messages 10000]``. Not a test: i
 3. mailgate: ``ImapMailbox.search`` + :func:`mailgate.protocols.imap_bulk.fetch_many` writing
    ``<uid>.eml`` (variant A), and also the decoded attachments (variant B, BODYSTRUCTURE +
    BODY.PEEK[n]); plus ``fetch_mime`` one message at a time (variant C, for reference).
-4. Prints rates, ratios to the baseline (targets: A ≥ 0.8x, B ≥ 0.5x) and the peak RSS of each
-   variant (VmHWM, reset between variants), then streams one 50 MB message in a subprocess and
-   prints its peak RSS growth (target ≤ 2x the message size).
+4. ``mailgate get --save`` as a separate process, exactly as a user runs it (with and without
+   ``--no-attachments``), and the same through the Python API in-process (``get_messages``).
+5. After every timed run (outside the timing) checks the output: each ``.eml`` byte-identical
+   to a message that was loaded, every message saved once, and with attachments each message's
+   PDF decoded to the bytes that were encoded. A variant that writes anything else fails.
+6. Prints rates, ratios to the baseline (targets: .eml only ≥ 0.8x, with attachments ≥ 0.5x),
+   the range of the ratio over the rounds (each round against its own baseline run) and the
+   peak RSS of each variant (VmHWM reset between in-process variants; the CLI child's own
+   maximum from wait4), then streams one 50 MB message in a subprocess and prints its peak RSS
+   growth (target ≤ 2x the message size).
 
 ``DirectorySink`` below is the shape ``mailgate get --save`` can use (temp names + rename).
 """
@@ -23,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import imaplib
 import json
 import os
@@ -68,8 +76,16 @@ def reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def message(i: int) -> bytes:
-    attachment = base64.encodebytes(os.urandom(11_000)).replace(b"\n", b"\r\n")
+Expected = dict[str, tuple[str, str]]
+"""sha256 of a loaded message → (its attachment's file name, sha256 of the decoded bytes)."""
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def message(i: int, pdf: bytes | None = None) -> bytes:
+    attachment = base64.encodebytes(pdf or os.urandom(11_000)).replace(b"\n", b"\r\n")
     text = (f"Invoice {i} for services rendered. " * 110).encode()
     return (
         (
@@ -91,16 +107,52 @@ def message(i: int) -> bytes:
     )
 
 
-def load(dovecot: DovecotServer, address: str, count: int) -> int:
+def load(dovecot: DovecotServer, address: str, count: int) -> tuple[int, Expected]:
     folder = dovecot.maildir(address, "INBOX") / "cur"
     total = 0
+    expected: Expected = {}
     stamp = int(time.time())
     for i in range(count):
-        raw = message(i)
+        pdf = os.urandom(11_000)
+        raw = message(i, pdf)
         total += len(raw)
+        expected[digest(raw)] = (f"invoice-{i}.pdf", digest(pdf))
         (folder / f"{stamp}.M{i}P{os.getpid()}.bench,S={len(raw)}:2,").write_bytes(raw)
     dovecot.chown(folder)
-    return total
+    return total, expected
+
+
+def check_output(out: Path, expected: Expected, attachments: bool) -> None:
+    """Every loaded message saved once, byte for byte; its attachment decoded, if asked for.
+
+    Attachments are found where the variant puts them: ``<eml stem>.attachments/<name>``
+    (mailgate get) or ``attachments/<uid>-<name>`` (this file's DirectorySink).
+    """
+    seen: dict[str, Path] = {}
+    for path in out.glob("*.eml"):
+        key = digest(path.read_bytes())
+        if key not in expected:
+            raise SystemExit(f"{path.name} is not byte-identical to any loaded message")
+        if key in seen:
+            raise SystemExit(f"{path.name} and {seen[key].name} hold the same message")
+        seen[key] = path
+    if len(seen) != len(expected):
+        raise SystemExit(f"{len(expected) - len(seen)} messages were not saved")
+    if not attachments:
+        return
+    flat = out / "attachments"
+    for key, path in seen.items():
+        name, pdf = expected[key]
+        nested = path.with_name(path.stem + ".attachments")
+        if nested.is_dir():
+            found = {f.name: f for f in nested.iterdir()}
+        else:
+            prefix = f"{path.stem}-"
+            found = {f.name.removeprefix(prefix): f for f in flat.glob(prefix + "*")}
+        if list(found) != [name]:
+            raise SystemExit(f"{path.name}: attachments {sorted(found)}, expected [{name}]")
+        if digest(found[name].read_bytes()) != pdf:
+            raise SystemExit(f"{found[name]}: not the attachment's decoded bytes")
 
 
 def baseline(port: int, context: ssl.SSLContext, address: str, token: str, out: Path) -> int:
@@ -172,28 +224,39 @@ async def mailgate_each(box: ImapMailbox, out: Path) -> int:
 
 def cli_setup(
     idp: SandboxController, scratch: Path, port: int, user: dict[str, Any]
-) -> Callable[[Path, bool], int]:
+) -> tuple[Callable[[Path, bool], int], list[int]]:
     """A data directory with a credential and a mailbox profile for Dovecot; returns a runner
-    of ``mailgate get <mailbox> --save OUT`` as a separate process, as a user would run it."""
+    of ``mailgate get <mailbox> --save OUT`` as a separate process, as a user would run it,
+    and a one-item list that holds the peak RSS of the last run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
     env |= {
         "MAILGATE_HOME": str(scratch / "home"),
         "MAILGATE_SANDBOX": str(scratch / "idp" / "sandbox.json"),
     }
     tenant = idp.tenant("contoso")
+    child_peak = [0]
 
     def mailgate(*args: str, stdin: str = "") -> str:
-        done = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "mailgate"), *args],
-            input=stdin,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode:
-            raise SystemExit(f"mailgate {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "mailgate"), *args],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                env=env,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(stdin.encode())
+            proc.stdin.close()
+            # wait4: this child's own peak RSS (getrusage(RUSAGE_CHILDREN) is the max so far).
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            child_peak[0] = usage.ru_maxrss * 1024
+            out.seek(0)
+            err.seek(0)
+            if proc.returncode:
+                raise SystemExit(f"mailgate {' '.join(args)} failed:\n{err.read().decode()}")
+            return out.read().decode()
 
     mailgate(
         "creds",
@@ -233,7 +296,7 @@ def cli_setup(
         text = mailgate("get", "dovecot", "--save", str(out), flag)
         return int(text.split()[1])  # "Saved N messages and M attachments to ..."
 
-    return run
+    return run, child_peak
 
 
 async def api_get(scratch: Path, out: Path, attachments: bool) -> int:
@@ -323,7 +386,7 @@ def run_bench(
         ]
     address, context, port = user["upn"], idp.ssl_context(), dovecot.ports["imaps"]
     started = time.perf_counter()
-    total = load(dovecot, address, count)
+    total, expected = load(dovecot, address, count)
     print(
         f"loaded {count} messages, {total / count / 1024:.1f} KiB average, "
         f"{total / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s"
@@ -347,35 +410,78 @@ def run_bench(
     def arun(factory: Callable[[], Awaitable[int]]) -> Callable[[], int]:
         return lambda: asyncio.run(factory())  # type: ignore[arg-type]
 
-    cli = cli_setup(idp, scratch, port, user)
+    cli, cli_peak = cli_setup(idp, scratch, port, user)
 
-    variants: dict[str, Callable[[], int]] = {
-        "baseline imaplib .eml": lambda: baseline(port, context, address, token, out),
-        "CLI mailgate get --save --no-attachments": lambda: cli(out, False),
-        "CLI mailgate get --save (attachments)": lambda: cli(out, True),
-        "API get_messages(save=) .eml": arun(lambda: api_get(scratch, out, False)),
-        "API get_messages(save=) + attachments": arun(lambda: api_get(scratch, out, True)),
-        "mailgate bulk .eml (A)": arun(lambda: mailgate_bulk(box(), out, False)),
-        "mailgate bulk .eml + attachments (B)": arun(lambda: mailgate_bulk(box(), out, True)),
-        "mailgate fetch_mime per message (C)": arun(lambda: mailgate_each(box(), out)),
+    # name → (run, attachments written, peak RSS of a child process instead of this one)
+    variants: dict[str, tuple[Callable[[], int], bool, list[int] | None]] = {
+        "baseline imaplib .eml": (
+            lambda: baseline(port, context, address, token, out),
+            False,
+            None,
+        ),
+        "CLI mailgate get --save --no-attachments": (
+            lambda: cli(out, False),
+            False,
+            cli_peak,
+        ),
+        "CLI mailgate get --save (attachments)": (
+            lambda: cli(out, True),
+            True,
+            cli_peak,
+        ),
+        "API get_messages(save=) .eml": (
+            arun(lambda: api_get(scratch, out, False)),
+            False,
+            None,
+        ),
+        "API get_messages(save=) + attachments": (
+            arun(lambda: api_get(scratch, out, True)),
+            True,
+            None,
+        ),
+        "mailgate bulk .eml (A)": (arun(lambda: mailgate_bulk(box(), out, False)), False, None),
+        "mailgate bulk .eml + attachments (B)": (
+            arun(lambda: mailgate_bulk(box(), out, True)),
+            True,
+            None,
+        ),
+        "mailgate fetch_mime per message (C)": (
+            arun(lambda: mailgate_each(box(), out)),
+            False,
+            None,
+        ),
     }
     results: dict[str, tuple[float, int, int]] = {}
+    ratios: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for name, run in variants.items():
+        base_elapsed = 0.0
+        for name, (run, attachments, child) in variants.items():
             elapsed, done, peak = timed(run, out)
             assert done == count, (name, done)
+            check_output(out, expected, attachments)  # not timed
+            if child is not None:
+                peak = child[0]
+            base_elapsed = base_elapsed or elapsed
+            ratios.setdefault(name, []).append(base_elapsed / elapsed)
             best = results.get(name)
             if best is None or elapsed < best[0]:
                 results[name] = (elapsed, done, peak)
     base_rate = count / results["baseline imaplib .eml"][0]
-    print(f"\n{'variant':40} {'msg/s':>9} {'MiB/s':>7} {'x base':>7} {'peak RSS':>9}")
+    print(
+        f"\n{'variant (best of ' + str(rounds) + ')':40} {'msg/s':>9} {'MiB/s':>7} "
+        f"{'x base':>7} {'rounds':>11} {'peak RSS':>9}"
+    )
     for name, (elapsed, done, peak) in results.items():
         rate = done / elapsed
+        spread = f"{min(ratios[name]):.2f}-{max(ratios[name]):.2f}"
         print(
             f"{name:40} {rate:9.0f} {rate * total / count / 2**20:7.1f} "
-            f"{rate / base_rate:7.2f} {peak / 2**20:7.0f} MB"
+            f"{rate / base_rate:7.2f} {spread:>11} {peak / 2**20:6.0f} MB"
         )
     print(
+        "x base: best against best; rounds: each round against its own baseline run.\n"
+        "every run's output checked: each .eml byte-identical to a loaded message, "
+        "attachments decoded.\n"
         "targets: .eml only (A and CLI --no-attachments) >= 0.80x baseline, "
         "with attachments (B and CLI) >= 0.50x baseline"
     )

@@ -13,15 +13,19 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.identity import AccessToken, Cloud, TokenProvider
 from mailgate.identity.clouds import load_sandbox_description
 from mailgate.mailboxes import DEFAULT_PORTS, MailboxProfile
 from mailgate.paths import sandbox_description_file
 from mailgate.protocols.base import Mailbox, Protocol, Security
-from mailgate.vault import CredentialProfile
+
+if TYPE_CHECKING:
+    from mailgate.identity.clouds import Cloud
+    from mailgate.identity.tokens import AccessToken, TokenProvider
+    from mailgate.vault import CredentialProfile
 
 __all__ = ["Endpoint", "MailboxConnector", "protocol_scopes"]
 

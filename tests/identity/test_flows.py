@@ -193,3 +193,44 @@ def test_python_api_warns_when_the_secret_in_use_expires_soon(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         provider.acquire("later")  # nothing to say: no warning
+
+
+@pytest.mark.parametrize("kind", ["password", "client-secret"])
+def test_cached_token_without_msal_is_msals(
+    vault: Vault, idp: SandboxController, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shortcut (identity/cached_tokens.py) must hand out exactly the token MSAL would take
+    # from the same cache, and must not be taken when MSAL would do something else.
+    if kind == "password":
+        alice = idp.user("alice")
+        add_credential(
+            vault,
+            idp,
+            "k",
+            CredentialKind.PASSWORD,
+            "mailgate-public",
+            {SecretField.PASSWORD: Secret(alice["password"])},
+            username=alice["upn"],
+        )
+    else:
+        add_credential(
+            vault,
+            idp,
+            "k",
+            CredentialKind.CLIENT_SECRET,
+            "mailgate-daemon",
+            {SecretField.CLIENT_SECRET: Secret(daemon_secret(idp)["value"])},
+        )
+    provider = provider_for(vault, idp)
+    first = provider.acquire("k")
+    assert not first.from_cache
+    from_msal = provider.acquire("k")  # MSAL's answer (the shortcut is off below)...
+    idp.reset_stats()
+    shortcut = provider_for(vault, idp).acquire("k")  # ...and the shortcut's
+    assert shortcut.from_cache and shortcut.value.reveal() == first.value.reveal()
+    assert not idp.stats().get("token")  # nothing was asked of the identity platform
+    monkeypatch.setattr(provider, "_cached", lambda *_a: None)
+    assert provider.acquire("k").value.reveal() == from_msal.value.reveal()
+    # force_refresh and other scopes are MSAL's to answer: a new token.
+    refreshed = provider_for(vault, idp).acquire("k", force_refresh=True)
+    assert not refreshed.from_cache and refreshed.value.reveal() != first.value.reveal()

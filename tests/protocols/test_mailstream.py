@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ssl
+from typing import cast
 
 import pytest
 
@@ -78,3 +80,43 @@ def test_plain_only_to_loopback() -> None:
     check_security("outlook.office365.com", Security.TLS)
     with pytest.raises(ConfigurationError):
         check_security("outlook.office365.com", Security.PLAIN)
+
+
+def test_many_lines_and_literals_cut_from_one_read() -> None:
+    # Bulk FETCH replies: many small lines and literals arrive in one socket read and are cut
+    # from the stream's own buffer; the result must not depend on where the reads end.
+    reply = b"".join(
+        b"* %d FETCH (UID %d BODY[] {%d}\r\n" % (i, i, 5 + i) + bytes([65 + i]) * (5 + i) + b")\r\n"
+        for i in range(20)
+    )
+
+    async def go() -> list[bytes]:
+        stream, server = await served(reply + b"M1 OK done\r\n")
+        seen = []
+        for i in range(20):
+            seen.append(await stream.readline())
+            dest = io.BytesIO()
+            await stream.copy_exactly(5 + i, dest)
+            seen.append(dest.getvalue())
+            seen.append(await stream.readexactly(3))
+        seen.append(await stream.readline())
+        await stream.close()
+        server.close()
+        return seen
+
+    seen = asyncio.run(go())
+    assert b"".join(seen) == reply + b"M1 OK done\r\n"
+
+
+def test_data_before_the_tls_handshake_is_refused() -> None:
+    # STARTTLS injection: bytes that arrived in clear after the go-ahead must not be read as
+    # if TLS had protected them.
+    async def go() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"M1 OK Begin TLS\r\n* CAPABILITY injected\r\n")
+        stream = MailStream(reader, cast(asyncio.StreamWriter, None), "mail.example", 143, 5)
+        assert await stream.readline() == b"M1 OK Begin TLS\r\n"
+        await stream.start_tls(ssl.create_default_context())
+
+    with pytest.raises(TransportError, match="before the TLS handshake"):
+        asyncio.run(go())

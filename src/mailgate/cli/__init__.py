@@ -13,15 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from rich.markup import escape
 
 from mailgate.cli import config, creds, importing, mail, outbox, setup
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import (
     console,
     err_console,
+    escape,
     print_error,
     print_json,
     show_library_warnings,
@@ -30,17 +29,38 @@ from mailgate.errors import MailgateError
 
 __all__ = ["app", "main"]
 
+# Start-up time matters (a bulk ``get`` is judged against a bare imaplib loop): the command
+# modules import what their commands need inside the commands, so ``mailgate get`` loads neither
+# MSAL's sign-in helpers, the admin planner, the sandbox nor rich's tables.
+
 # typer >= 0.20 ships its own copy of click with its own exception classes; older typer raises
 # click's. Usage errors (missing option, unknown command) must print usage, not "internal error".
-_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
-_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
-_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+# click itself is not imported for that (it is a start-up cost): its classes are looked up
+# only when an exception arrives and something has loaded click.
+_USAGE_ERRORS: tuple[type[Any], ...] = ()
+_ABORTS: tuple[type[BaseException], ...] = (typer.Abort,)
+_EXITS: tuple[type[BaseException], ...] = (typer.Exit,)
 try:
     from typer._click.exceptions import ClickException as _TyperClickException
 except ImportError:  # pragma: no cover - typer that uses click itself
     pass
 else:
     _USAGE_ERRORS += (_TyperClickException,)
+
+
+def _click_kind(exc: BaseException) -> str | None:
+    """``usage``, ``abort`` or ``exit`` for an exception of the click package, else None."""
+    click = sys.modules.get("click")
+    if click is None:
+        return None
+    if isinstance(exc, click.exceptions.Abort):
+        return "abort"
+    if isinstance(exc, click.exceptions.Exit):
+        return "exit"
+    if isinstance(exc, click.ClickException):
+        return "usage"
+    return None
+
 
 app = typer.Typer(
     name="mailgate",
@@ -168,6 +188,15 @@ def main() -> None:
         err_console.print("interrupted.")
         sys.exit(130)
     except Exception as exc:
+        kind = _click_kind(exc)
+        if kind == "abort":
+            err_console.print("aborted.")
+            sys.exit(130)
+        if kind == "exit":
+            sys.exit(getattr(exc, "exit_code", 1))
+        if kind == "usage":
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(exc, "exit_code", 2))
         if os.environ.get("MAILGATE_DEBUG"):
             raise
         err_console.print(

@@ -1,4 +1,9 @@
-"""Console output and input for the CLI: errors without tracebacks, secrets from safe sources."""
+"""Console output and input for the CLI: errors without tracebacks, secrets from safe sources.
+
+rich loads on the first output that needs it, not at start-up: ``console`` and ``err_console``
+stand for rich consoles and become one on first use (:func:`rich_console` hands out the real
+one for rich's own classes, e.g. a progress bar).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,66 @@ import json
 import os
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from mailgate.errors import InvalidInputError, MailgateError, SecretExpiringWarning
 from mailgate.secret import Secret
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
     "console",
     "err_console",
+    "escape",
     "print_error",
     "print_json",
     "read_secret",
+    "rich_console",
     "show_library_warnings",
     "warn",
     "warn_once",
 ]
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+if TYPE_CHECKING:
+    console: Console
+    err_console: Console
+else:
+    console = _LazyConsole(stderr=False)
+    err_console = _LazyConsole(stderr=True)
+
+
+def rich_console(which: Console) -> Console:
+    """The real rich console behind ``console`` or ``err_console``."""
+    return which.get() if isinstance(which, _LazyConsole) else which
+
+
+def escape(text: str) -> str:
+    """Text with rich markup characters escaped (subjects and names are never markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def print_error(exc: MailgateError) -> None:

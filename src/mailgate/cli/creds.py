@@ -10,19 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from mailgate import alerts
 from mailgate.admin.apply import GRAPH_CLI_CLIENT_ID
 from mailgate.admin.graph_client import GraphClient, graph_base_url
 from mailgate.admin.rotate import rotate_secret
 from mailgate.cli._context import open_provider, open_vault, warn_expiring
-from mailgate.cli._output import console, err_console, print_json, read_secret, warn
+from mailgate.cli._output import console, err_console, escape, print_json, read_secret, warn
 from mailgate.errors import InvalidInputError
 from mailgate.fileio import write_private_file
 from mailgate.identity import ConsoleInteraction, parse_guid
-from mailgate.identity.cache import remove_cache
 from mailgate.identity.profiles import CredentialRequest, build_profile, parse_expiry
 from mailgate.secret import Secret
 from mailgate.vault import (
@@ -32,7 +29,6 @@ from mailgate.vault import (
     DelegatedFlow,
     SecretField,
     generate_key_text,
-    load_certificate,
     load_master_key_file,
 )
 
@@ -45,6 +41,12 @@ SecretEnv = Annotated[
     str | None,
     typer.Option("--secret-env", metavar="VAR", help="Read the secret from this env variable."),
 ]
+
+
+def remove_cache(directory: Path, name: str) -> None:
+    from mailgate.identity.cache import remove_cache as remove
+
+    remove(directory, name)
 
 
 def _cache_dir(data_dir: Path) -> Path:
@@ -70,6 +72,8 @@ def _read_certificate(path: Path, password_env: str | None, password_stdin: bool
     password = read_secret(
         "certificate password", from_stdin=password_stdin, env_var=password_env, required=False
     )
+    from mailgate.vault import load_certificate
+
     return load_certificate(data, password)
 
 
@@ -188,6 +192,8 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_output:
         print_json([_public_view(p) for p in profiles])
         return
+    from rich.table import Table
+
     table = Table("name", "kind", "tenant", "client ID", "user", "cloud", "secret expires")
     for p in profiles:
         expires = p.expires_at()

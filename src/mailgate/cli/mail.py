@@ -1,26 +1,24 @@
-"""``mailgate mailbox``, ``test``, ``get`` and ``send``: mailboxes as the seeds' users know them."""
+"""``mailgate mailbox``, ``test``, ``get`` and ``send``: mailboxes as the seeds' users know them.
+
+Each command imports what it needs when it runs (see the note in ``mailgate.cli``): a ``get``
+does not load the connection test, message composition or rich's tables.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import sys
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from mailgate.cli._context import open_provider, warn_expiring
-from mailgate.cli._output import console, err_console, print_json, warn
-from mailgate.connect import MailboxConnector
-from mailgate.diagnose import ConnectionReport, StepStatus, run_connection_test
+from mailgate.cli._output import console, err_console, escape, print_json, rich_console, warn
 from mailgate.errors import InvalidInputError
-from mailgate.jobs.get import get_messages
-from mailgate.jobs.send import send_message
-from mailgate.mail.compose import Attachment, OutgoingMessage, check_header_value
 from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address, parse_profile_name
 from mailgate.paths import data_dir
 from mailgate.protocols.base import (
@@ -29,6 +27,11 @@ from mailgate.protocols.base import (
     SearchCriteria,
     Security,
 )
+
+if TYPE_CHECKING:
+    from mailgate.connect import MailboxConnector
+    from mailgate.diagnose import ConnectionReport
+    from mailgate.mail.compose import OutgoingMessage
 
 mailbox_app = typer.Typer(help="Mailbox profiles: credential + protocol + address + server.")
 T = TypeVar("T")
@@ -43,7 +46,15 @@ def _store() -> MailboxStore:
 
 
 def _connector() -> MailboxConnector:
+    from mailgate.connect import MailboxConnector
+
     return MailboxConnector(open_provider(interactive=False))
+
+
+def check_header_value(field_name: str, value: str) -> None:
+    from mailgate.mail.compose import check_header_value as check
+
+    check(field_name, value)
 
 
 @mailbox_app.command("add")
@@ -91,6 +102,8 @@ def list_(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_output:
         print_json([p.model_dump(mode="json") for p in profiles])
         return
+    from rich.table import Table
+
     table = Table("name", "protocol", "address", "credential", "server", "folder")
     for p in profiles:
         table.add_row(
@@ -124,6 +137,8 @@ def test(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Test a mailbox step by step: endpoint, token, claims, sign-in, mailbox, (test mail)."""
+    from mailgate.diagnose import run_connection_test
+
     profile = _store().get(mailbox)
     connector = _connector()
     warn_expiring(connector.provider.vault.get(profile.credential))
@@ -140,6 +155,8 @@ def test(
 
 def print_report(report: ConnectionReport) -> None:
     """The connection test's steps, findings and verdict, as ``mailgate test`` shows them."""
+    from mailgate.diagnose import StepStatus
+
     for step in report.steps:
         mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
         console.print(f"{mark} {step.name}: {escape(step.detail)}", markup=True)
@@ -197,6 +214,33 @@ def _summary_row(s: MessageSummary) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _progress(
+    show: bool,
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """``(on_found, advance)`` callbacks driving a rich progress bar on stderr, if ``show``."""
+    if not show:
+        yield (lambda _n: None), (lambda _n: None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("saving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=rich_console(err_console),
+    ) as progress:
+        task = progress.add_task("save", total=None)
+        yield (lambda n: progress.update(task, total=n)), (lambda n: progress.advance(task, n))
+
+
 async def _get(
     connector: MailboxConnector,
     profile: MailboxProfile,
@@ -207,15 +251,11 @@ async def _get(
     attachments: bool,
     quiet: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    with Progress(
-        TextColumn("saving"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet or save is None,
-    ) as progress:
-        task = progress.add_task("save", total=None)
+    from mailgate.jobs.get import get_messages
+
+    # A bar only where someone watches: on a terminal (in a log or a pipe it is noise).
+    show = not quiet and save is not None and sys.stderr.isatty()
+    with _progress(show) as (on_found, advance):
         result = await get_messages(
             connector,
             profile,
@@ -224,8 +264,8 @@ async def _get(
             limit=limit,
             save=save,
             attachments=attachments,
-            on_found=lambda n: progress.update(task, total=n),
-            advance=lambda n: progress.advance(task, n),
+            on_found=on_found,
+            advance=advance,
         )
     rows: list[dict[str, Any]] = []
     for summary in result.summaries:
@@ -284,10 +324,11 @@ def get(
     if save is not None:
         # Thousands of rows help nobody after a bulk save; the files and --json say it all.
         count = sum(len(r.get("attachments", [])) for r in rows)
-        console.print(
-            f"Saved {len(rows)} messages and {count} attachments to {save}.", markup=False
-        )
+        # Plain text, not rich: a directory name is not markup (nor emoji codes).
+        print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
         return
+    from rich.table import Table
+
     table = Table("date", "from", "subject", "size", "read")
     for row in rows:
         cells = (
@@ -327,6 +368,9 @@ def send(
     ] = False,
 ) -> None:
     """Send a message through a mailbox, now or through the durable outbox (--queue)."""
+    from mailgate.jobs.send import send_message
+    from mailgate.mail.compose import Attachment, OutgoingMessage
+
     profile = _store().get(mailbox)
 
     def read(path: Path | None, field_name: str) -> str | None:

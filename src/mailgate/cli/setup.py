@@ -95,6 +95,8 @@ def plan(
     fmt: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
 ) -> None:
     """Print the permissions, consent URL, settings and PowerShell to set up one integration."""
+    from mailgate.admin import build_plan, make_request
+
     if fmt not in FORMATS:
         raise InvalidInputError("--format", "one of " + ", ".join(FORMATS), fmt)
     request = make_request(

@@ -12,15 +12,18 @@ call failing.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-
-import msal
+from typing import TYPE_CHECKING, Any
 
 from mailgate.errors import MailgateError
 from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.vault import MasterKey
+
+if TYPE_CHECKING:
+    import msal
 
 __all__ = ["TokenCacheStore", "remove_cache"]
 
@@ -67,9 +70,26 @@ class TokenCacheStore:
                 name,
             )
 
+    def read(self, name: str) -> dict[str, Any] | None:
+        """The credential's cache as MSAL wrote it (its JSON schema), read under the lock;
+        None if there is none or it cannot be read (then :meth:`open` warns about it)."""
+        path = self.path(name)
+        with exclusive_lock(self.directory / f"{name}.lock"):
+            try:
+                text = path.read_text("ascii")
+            except (OSError, ValueError):  # missing, unreadable or not ASCII
+                return None
+            try:
+                data = json.loads(self.key.decrypt(text, self._context(name)).decode("utf-8"))
+            except (MailgateError, ValueError):
+                return None
+        return data if isinstance(data, dict) else None
+
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[msal.SerializableTokenCache]:
         """Yield the credential's cache; write it back (encrypted) if MSAL changed it."""
+        import msal  # on use: a token served by read() needs no MSAL
+
         with exclusive_lock(self.directory / f"{name}.lock"):
             cache = msal.SerializableTokenCache()
             self._load(name, cache)

@@ -7,10 +7,8 @@ sandbox by HTTP instead of a real browser, so the same redirect server is exerci
 
 from __future__ import annotations
 
-import http.server
 import sys
 import threading
-import webbrowser
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -62,6 +60,8 @@ class LocalRedirectServer:
     """A one-shot HTTP server on 127.0.0.1 that catches the authorization redirect."""
 
     def __init__(self, port: int = 0) -> None:
+        import http.server  # on use: only an interactive sign-in listens
+
         result: dict[str, str] = {}
         arrived = threading.Event()
 
@@ -110,11 +110,15 @@ class ConsoleInteraction:
 
     def __init__(
         self,
-        open_browser: Callable[[str], object] = webbrowser.open,
+        open_browser: Callable[[str], object] | None = None,
         out: Callable[[str], None] | None = None,
         timeout: float = 300.0,
         show_url: bool = True,
     ) -> None:
+        if open_browser is None:
+            import webbrowser  # on use: a run that never signs in does not load it
+
+            open_browser = webbrowser.open
         self.open_browser = open_browser
         self.out = out or (lambda text: print(text, file=sys.stderr))
         self.timeout = timeout

@@ -12,14 +12,14 @@ import asyncio
 import base64
 import json
 import logging
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
-
-import msal
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from mailgate import alerts
 from mailgate.errors import (
@@ -28,14 +28,17 @@ from mailgate.errors import (
     SecretExpiringWarning,
     TokenRequestError,
 )
-from mailgate.identity import _msal
-from mailgate.identity.aadsts import error_from_result
 from mailgate.identity.cache import TokenCacheStore
+from mailgate.identity.cached_tokens import cached_access_token
 from mailgate.identity.clouds import Cloud, get_cloud
 from mailgate.identity.inputs import ScopeSet, parse_scopes
-from mailgate.identity.interaction import Interaction, NoInteraction
 from mailgate.secret import Secret
 from mailgate.vault import CredentialKind, CredentialProfile, DelegatedFlow, SecretField, Vault
+
+if TYPE_CHECKING:
+    import msal
+
+    from mailgate.identity.interaction import Interaction
 
 __all__ = ["AccessToken", "RefreshHook", "TokenProvider", "decode_claims"]
 
@@ -104,9 +107,13 @@ class ClientCredentialsFlow:
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
+        import msal
+
+        from mailgate.identity import _msal
+
         if force_refresh:
             # acquire_token_for_client has no force_refresh; dropping the cached AT does it.
-            for item in app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            for item in list(app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 app.token_cache.remove_at(item)
         result = _msal.call(app.acquire_token_for_client, self.tenant, scopes)
         return _msal.check_result(result, "client credentials")
@@ -129,6 +136,8 @@ def _silent(
     force_refresh: bool,
     on_refresh_failure: RefreshHook | None = None,
 ) -> dict[str, Any] | None:
+    from mailgate.identity import _msal
+
     accounts = _msal.call(app.get_accounts, tenant, username=username) if username else []
     if not accounts and not username:
         accounts = _msal.call(app.get_accounts, tenant)
@@ -144,6 +153,8 @@ def _silent(
     if result and "access_token" in result:
         return dict(result)
     if result and "error" in result:
+        from mailgate.identity.aadsts import error_from_result
+
         # The refresh token was refused (revoked, expired): that is the user's answer, say it.
         error = error_from_result(result)
         dead = result.get("error") in _DEAD_REFRESH_ERRORS or error.code in _DEAD_REFRESH_CODES
@@ -165,6 +176,8 @@ class PasswordFlow:
     def acquire(
         self, app: msal.ClientApplication, scopes: list[str], force_refresh: bool
     ) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         cached = _silent(
             app, self.tenant, scopes, self.username, force_refresh, self.on_refresh_failure
         )
@@ -211,6 +224,8 @@ class DeviceCodeFlow(_InteractiveFlow):
     on_refresh_failure: RefreshHook | None = None
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         flow = _msal.call(app.initiate_device_flow, self.tenant, scopes=scopes)
         if "user_code" not in flow:
             _msal.check_result(flow, "device code")
@@ -230,6 +245,8 @@ class AuthCodeFlow(_InteractiveFlow):
     on_refresh_failure: RefreshHook | None = None
 
     def sign_in(self, app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
+        from mailgate.identity import _msal
+
         started: dict[str, Any] = {}
 
         def build(redirect_uri: str) -> str:
@@ -325,6 +342,8 @@ class TokenProvider:
         cache: msal.SerializableTokenCache,
         secrets: Mapping[SecretField, Secret] | None = None,
     ) -> msal.ClientApplication:
+        from mailgate.identity import _msal
+
         cloud = self.cloud(profile)
         lookup = self._lookup(profile, secrets)
         if profile.kind is CredentialKind.CERTIFICATE:
@@ -385,12 +404,38 @@ class TokenProvider:
         if expiring:
             warnings.warn(expiring, SecretExpiringWarning, stacklevel=2)
         scope_set = self.scopes_for(profile, scopes)
+        if not force_refresh:
+            cached = self._cached(profile, scope_set)
+            if cached is not None:
+                return AccessToken.from_result(cached, scope_set.scopes)
+        from mailgate.identity.interaction import NoInteraction
+
         interaction = self.interaction or NoInteraction(name)
         with self.caches.open(name) as cache:
             app = self._app(profile, cache)
             flow = self._flow(profile, interaction)
             result = flow.acquire(app, list(scope_set.scopes), force_refresh)
         return AccessToken.from_result(result, scope_set.scopes)
+
+    def _cached(self, profile: CredentialProfile, scope_set: ScopeSet) -> dict[str, Any] | None:
+        """The cached token MSAL would return without a network call (see
+        :mod:`mailgate.identity.cached_tokens`), read without loading MSAL; else None."""
+        cache = self.caches.read(profile.name)
+        if cache is None:
+            return None
+        host = urlsplit(self.cloud(profile).authority(profile.tenant)).hostname
+        if not host:
+            return None
+        return cached_access_token(
+            cache,
+            client_id=profile.client_id,
+            authority_host=host,
+            tenant=profile.tenant,
+            scopes=list(scope_set.scopes),
+            app_only=profile.kind.app_only,
+            username=profile.username,
+            now=time.time(),
+        )
 
     def sign_in(self, name: str, scopes: str | None = None) -> AccessToken:
         """Run the interactive sign-in of a delegated credential now and keep its refresh token."""
@@ -427,6 +472,10 @@ class TokenProvider:
         secret before it replaces the stored one. The MSAL cache lives only for this call, so
         the identity platform is always asked.
         """
+        import msal
+
+        from mailgate.identity.interaction import NoInteraction
+
         scope_set = self.scopes_for(profile, scopes)
         cache = msal.SerializableTokenCache()
         app = self._app(profile, cache, secrets if secrets is not None else {})

@@ -9,13 +9,22 @@ component; :func:`reserve_path` creates the file exclusively inside the target d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MAX_NAME_BYTES", "candidate_paths", "publish_file", "reserve_path", "safe_filename"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "candidate_paths",
+    "create_file",
+    "publish_file",
+    "reserve_path",
+    "safe_filename",
+    "write_all",
+]
 
 MAX_NAME_BYTES = 200  # well under NAME_MAX (255) so "-NNN" suffixes and ".part" still fit
 _WINDOWS_DEVICES = frozenset(
@@ -59,20 +68,28 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return (stem or fallback) + ext
 
 
-def _candidates(directory: Path, name: str, resolved: bool) -> Iterator[Path]:
-    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``."""
-    base = safe_filename(name)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) -> Iterator[str]:
+    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``.
+
+    ``safe=True``: ``name`` is already a :func:`safe_filename` result (saves a second pass).
+    Paths are strings here: bulk saves try one per file, and ``Path`` objects cost more than
+    the system calls they name.
+    """
+    base = name if safe else safe_filename(name)
+    if "/" in base or "\0" in base or base in ("", ".", ".."):  # pragma: no cover
+        raise ValueError(f"unsafe file name {name!r}")  # safe_filename never returns these
     stem, dot, ext = base.rpartition(".")
     if not dot or not stem:
         stem, ext = base, ""
     else:
         ext = "." + ext
-    root = directory if resolved else directory.resolve()
-    for n in range(1, 10_000):
-        candidate = root / (base if n == 1 else f"{stem}-{n}{ext}")
-        if candidate.parent != root:  # pragma: no cover - safe_filename forbids separators
-            raise ValueError(f"unsafe file name {name!r}")
-        yield candidate
+    root = os.fspath(directory if resolved else directory.resolve())
+    yield f"{root}/{base}"
+    for n in range(2, 10_000):
+        yield f"{root}/{stem}-{n}{ext}"
     raise FileExistsError(f"too many files named like {base!r} in {directory}")
 
 
@@ -86,11 +103,11 @@ def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
     """
     for candidate in _candidates(directory, name, resolved):
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = os.open(candidate, _CREATE, 0o600)
         except FileExistsError:
             continue
         os.close(fd)
-        return candidate
+        return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
@@ -99,10 +116,52 @@ def candidate_paths(directory: Path, name: str) -> Iterator[Path]:
 
     An import looks through them for its own earlier copy of a message before publishing.
     """
-    return _candidates(directory, name, True)
+    return (Path(candidate) for candidate in _candidates(directory, name, True))
 
 
-def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = False) -> Path:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may take less, e.g. near a quota)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        with memoryview(data) as view:
+            while written < len(data):
+                written += os.write(fd, view[written:])
+
+
+def create_file(directory: Path, name: str, data: bytes, *, resolved: bool = False) -> Path:
+    """A new file for ``name`` in ``directory`` holding ``data``: :func:`reserve_path`'s rules
+    (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting) with one open and one write.
+
+    A write that fails removes the file again, so a cut-off file never stays behind.
+    """
+    for candidate in _candidates(directory, name, resolved):
+        try:
+            fd = os.open(candidate, _CREATE, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            _remove(candidate)
+            raise
+        try:
+            os.close(fd)
+        except OSError:
+            _remove(candidate)
+            raise
+        return Path(candidate)
+    raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def publish_file(
+    temp: str | Path, directory: Path, name: str, *, resolved: bool = False, safe: bool = False
+) -> Path:
     """Give the finished file ``temp`` the name ``name`` in ``directory``, never overwriting.
 
     ``os.link`` fails if the name exists (a planted symlink included), so taking a name and
@@ -110,8 +169,9 @@ def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = Fal
     File systems without hard links (FAT/exFAT, many SMB/CIFS shares, some FUSE mounts) refuse
     ``os.link`` with another error; there the name is reserved with ``O_EXCL`` and ``temp``
     renamed onto that empty file of our own, which still overwrites nothing of anyone else's.
+    ``safe=True`` says ``name`` came from :func:`safe_filename` already.
     """
-    for candidate in _candidates(directory, name, resolved):
+    for candidate in _candidates(directory, name, resolved, safe):
         try:
             os.link(temp, candidate)
         except FileExistsError:
@@ -119,11 +179,11 @@ def publish_file(temp: Path, directory: Path, name: str, *, resolved: bool = Fal
         except OSError:
             return _publish_by_rename(temp, directory, name, resolved)
         os.unlink(temp)
-        return candidate
+        return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 
-def _publish_by_rename(temp: Path, directory: Path, name: str, resolved: bool) -> Path:
+def _publish_by_rename(temp: str | Path, directory: Path, name: str, resolved: bool) -> Path:
     reserved = reserve_path(directory, name, resolved=resolved)
     try:
         os.replace(temp, reserved)

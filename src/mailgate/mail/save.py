@@ -10,24 +10,31 @@ Broken MIME never stops a run: the raw ``.eml`` is kept and the problem is repor
 from __future__ import annotations
 
 import contextlib
-import email
 import errno
 import io
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.message import Message
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from mailgate.errors import MailgateError
-from mailgate.mail.filenames import publish_file, reserve_path, safe_filename
+from mailgate.mail.filenames import (
+    create_file,
+    publish_file,
+    reserve_path,
+    safe_filename,
+    write_all,
+)
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.protocols.base import MessageRef, MessageSummary
+from mailgate.protocols.imap_attachments import split_attachments_checked
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 __all__ = [
     "DirectorySink",
@@ -49,7 +56,7 @@ class SavedMessage:
     summary: MessageSummary | None = None
 
 
-def _io_error(action: str, path: Path, exc: OSError) -> MailgateError:
+def io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
     """A file-system failure while saving as a mailgate error naming the path and a remedy."""
     reason = exc.strerror or exc.__class__.__name__
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
@@ -63,15 +70,16 @@ def _io_error(action: str, path: Path, exc: OSError) -> MailgateError:
     return MailgateError(f"Cannot {action} {path}: {reason}.", remedy)
 
 
-io_error = _io_error  # public for the import job, which files messages by these same rules
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_SPACES = re.compile(r"\s+")
 
 
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
     stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
-    short = re.sub(r"[^A-Za-z0-9]", "", ref_id)[-8:] or "msg"
+    short = _NOT_ALNUM.sub("", ref_id)[-8:] or "msg"
     # Slashes in a subject are not paths; keep the whole subject visible.
-    title = re.sub(r"\s+", " ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
+    title = _SPACES.sub(" ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
     title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 
@@ -90,7 +98,7 @@ def attachment_dir(path: Path) -> Path:
                 "remove or rename it and save again.",
             ) from None
     except OSError as exc:
-        raise _io_error("create the attachment directory", path, exc) from exc
+        raise io_error("create the attachment directory", path, exc) from exc
     return path
 
 
@@ -107,6 +115,10 @@ def _attachment_parts(message: Message) -> list[Message]:
 
 def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     """Write the attachments of the saved message beside it; returns (paths, problems)."""
+    # The email package's full parser is loaded on use: the bulk path never needs it.
+    import email
+    from email import policy
+
     problems: list[str] = []
     try:
         with open(eml_path, "rb") as handle:
@@ -134,21 +146,22 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
         try:
             path = reserve_path(target, str(name))
         except OSError as exc:
-            raise _io_error("create an attachment file in", target, exc) from exc
+            raise io_error("create an attachment file in", target, exc) from exc
         try:
             path.write_bytes(data)
         except OSError as exc:
             path.unlink(missing_ok=True)  # a cut-off attachment must not look whole
-            raise _io_error("write the attachment", path, exc) from exc
+            raise io_error("write the attachment", path, exc) from exc
         written.append(path)
     return written, problems
 
 
+_HEAD_LIMIT = 64 * 1024  # header blocks longer than this are cut (summaries only)
 _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _TRUNCATE = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW
 
 
-def _open_fd(path: Path, flags: int) -> int:
+def _open_fd(path: str | Path, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
@@ -163,14 +176,14 @@ class _Writer(io.BufferedWriter):
         try:
             return super().write(data)
         except OSError as exc:
-            raise _io_error("write", self.path, exc) from exc
+            raise io_error("write", self.path, exc) from exc
 
     def finish(self) -> None:
         """Flush and close; a failing flush is the disk-full case most often."""
         try:
             self.close()
         except OSError as exc:
-            raise _io_error("write", self.path, exc) from exc
+            raise io_error("write", self.path, exc) from exc
 
     def discard(self) -> None:
         """Close without caring whether buffered bytes reach the disk: the file goes anyway."""
@@ -181,7 +194,7 @@ class _Writer(io.BufferedWriter):
 class _HeadKeepingWriter(_Writer):
     """A file writer that also keeps the first bytes written: the message's header block."""
 
-    def __init__(self, path: Path, limit: int = 64 * 1024) -> None:
+    def __init__(self, path: Path, limit: int = _HEAD_LIMIT) -> None:
         super().__init__(path, _EXCLUSIVE)
         self.head = bytearray()
         self._limit = limit
@@ -212,8 +225,9 @@ class DirectorySink:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _io_error("create the directory", directory, exc) from exc
+            raise io_error("create the directory", directory, exc) from exc
         self.directory = directory.resolve()
+        self._prefix = f"{self.directory}/.mailgate-{os.getpid()}-"
         self.saved: dict[str, SavedMessage] = {}
         self._count = 0
         self._made: set[Path] = set()
@@ -237,26 +251,97 @@ class DirectorySink:
             # The name was just reserved empty with O_EXCL: reopen it, not a symlink swapped in.
             return cast(BinaryIO, _Writer(final, _TRUNCATE))
         except OSError as exc:
-            raise _io_error("create an attachment file in", target, exc) from exc
+            raise io_error("create an attachment file in", target, exc) from exc
 
-    def _open_temp(self) -> _HeadKeepingWriter:
+    def _temp_paths(self) -> Iterator[str]:
         # pid + counter: unique without mkstemp's random names; O_EXCL still guards it. A
         # leftover of an earlier run with the same pid (containers always start at pid 1)
         # takes the name; then a random suffix finds a free one.
         self._count += 1
-        stem = f".mailgate-{os.getpid()}-{self._count}"
-        temp = self.directory / f"{stem}.part"
-        for _attempt in range(8):
-            try:
-                return _HeadKeepingWriter(temp)
-            except FileExistsError:
-                temp = self.directory / f"{stem}-{secrets.token_hex(4)}.part"
-            except OSError as exc:
-                raise _io_error("create a file in", self.directory, exc) from exc
+        stem = f"{self._prefix}{self._count}"
+        yield f"{stem}.part"
+        for _attempt in range(7):
+            yield f"{stem}-{secrets.token_hex(4)}.part"
         raise MailgateError(
             f"Cannot create a temporary file in {self.directory}: every name tried exists.",
             "remove the .mailgate-*.part files left there by an earlier run and save again.",
         )
+
+    def _open_temp(self) -> _HeadKeepingWriter:
+        for temp in self._temp_paths():
+            try:
+                return _HeadKeepingWriter(Path(temp))
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise io_error("create a file in", self.directory, exc) from exc
+        raise AssertionError("unreachable: _temp_paths raises when exhausted")
+
+    def _write_temp(self, data: bytes) -> str:
+        """``data`` in a new hidden temporary file, written with one call; its path."""
+        for temp in self._temp_paths():
+            try:
+                fd = _open_fd(temp, _EXCLUSIVE)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise io_error("create a file in", self.directory, exc) from exc
+            try:
+                write_all(fd, data)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                if isinstance(exc, OSError):
+                    raise io_error("write", temp, exc) from exc
+                raise
+            try:
+                os.close(fd)
+            except OSError as exc:  # NFS and FUSE report failed writes at close
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise io_error("write", temp, exc) from exc
+            return temp
+        raise AssertionError("unreachable: _temp_paths raises when exhausted")
+
+    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
+        """A whole message already in memory (the bulk path for all but huge messages).
+
+        Summarised and named from its header block, written to a temporary file with one
+        ``write`` and published under its name like a streamed one; with ``attachments`` they
+        are split from the same bytes. Nothing of a failed message stays behind but the
+        attachments already written.
+        """
+        head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
+        summary = summary_from_headers(ref, header_block(head), size=len(data))
+        name = eml_filename(summary.subject, summary.date, ref.id)
+        temp = self._write_temp(data)
+        try:
+            final = publish_file(temp, self.directory, name, resolved=True, safe=True)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise io_error("save the message in", self.directory, exc) from exc
+            raise
+        saved = SavedMessage(final, len(data), summary=summary)
+        self.saved[ref.id] = saved
+        if attachments:
+            self._save_attachments(ref, saved, data)
+
+    def _save_attachments(self, ref: MessageRef, saved: SavedMessage, data: bytes) -> None:
+        parts, problems = split_attachments_checked(data)
+        saved.problems.extend(problems)
+        if not parts:
+            return
+        target = self._attachment_dir(ref.id)
+        for part, content in parts:
+            try:
+                path = create_file(target, part.filename or "attachment", content, resolved=True)
+            except OSError as exc:
+                raise io_error("write an attachment file in", target, exc) from exc
+            saved.attachments.append(path)
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, _Writer)
@@ -271,7 +356,7 @@ class DirectorySink:
         try:
             final = publish_file(dest.path, self.directory, name, resolved=True)
         except OSError as exc:
-            raise _io_error("save the message in", self.directory, exc) from exc
+            raise io_error("save the message in", self.directory, exc) from exc
         self.saved[ref.id] = SavedMessage(final, size, summary=summary)
 
     def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:

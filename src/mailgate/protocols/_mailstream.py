@@ -20,7 +20,7 @@ from mailgate.protocols.base import Security
 
 __all__ = ["CHUNK", "MailStream", "check_security", "open_stream"]
 
-CHUNK = 256 * 1024
+CHUNK = 256 * 1024  # the most one socket read takes (lines and literals are cut from it)
 # The StreamReader pauses the socket at twice its limit, so the limit bounds memory while a
 # big literal arrives faster than the disk takes it. Longer lines are accumulated piecewise.
 READER_LIMIT = 512 * 1024
@@ -86,6 +86,9 @@ class MailStream:
         self.port = port
         self.timeout = timeout
         self.closed = False
+        # Our own read buffer: lines and small literals are cut from it without an await (and
+        # a timeout) each; the socket is read in blocks of CHUNK only when it runs dry.
+        self._buffer = bytearray()
 
     async def _guard(self, what: str, coro: Awaitable[T], timeout: float | None = -1.0) -> T:
         limit = self.timeout if timeout == -1.0 else timeout
@@ -104,31 +107,43 @@ class MailStream:
             self.closed = True
             raise transport_error(what, self.host, self.port, exc) from exc
 
+    async def _fill(self, what: str, timeout: float | None = -1.0) -> None:
+        """Append what the socket has (up to :data:`CHUNK`) to the buffer; waits if empty."""
+        data = await self._guard(what, self.reader.read(CHUNK), timeout)
+        if not data:
+            self.closed = True
+            raise TransportError(
+                f"The server at {self.host}:{self.port} closed the connection during {what}.",
+                "retry; if it keeps happening check the server's logs and limits.",
+            )
+        self._buffer += data
+
+    def _take(self, size: int) -> bytes:
+        buffer = self._buffer
+        with memoryview(buffer) as view:
+            data = bytes(view[:size])
+        del buffer[:size]
+        return data
+
     async def readline(self, what: str = "reading a reply", timeout: float | None = -1.0) -> bytes:
         """One line including CRLF; TransportError if the server hangs up."""
-        pieces: list[bytes] = []
-        total = 0
+        start = 0
         while True:
-            try:
-                line = await self._guard(what, self.reader.readuntil(b"\n"), timeout)
-            except asyncio.LimitOverrunError as exc:
-                piece = await self._guard(what, self.reader.readexactly(exc.consumed), timeout)
-                pieces.append(piece)
-                total += len(piece)
-                if total > LINE_LIMIT:
-                    raise TransportError(
-                        f"The server at {self.host}:{self.port} sent a line over {LINE_LIMIT} "
-                        "bytes.",
-                        "search or fetch fewer messages at once.",
-                    ) from exc
-                continue
-            if not pieces:
-                return line
-            pieces.append(line)
-            return b"".join(pieces)
+            end = self._buffer.find(b"\n", start)
+            if end >= 0:
+                return self._take(end + 1)
+            start = len(self._buffer)
+            if start > LINE_LIMIT:
+                raise TransportError(
+                    f"The server at {self.host}:{self.port} sent a line over {LINE_LIMIT} bytes.",
+                    "search or fetch fewer messages at once.",
+                )
+            await self._fill(what, timeout)
 
     async def readexactly(self, size: int, what: str = "reading data") -> bytes:
-        return await self._guard(what, self.reader.readexactly(size))
+        while len(self._buffer) < size:
+            await self._fill(what)
+        return self._take(size)
 
     async def copy_exactly(
         self,
@@ -140,7 +155,18 @@ class MailStream:
         """Copy ``size`` bytes to ``dest`` in chunks; returns bytes written to ``dest``."""
         remaining, written = size, 0
         while remaining:
-            chunk = await self._guard(what, self.reader.readexactly(min(CHUNK, remaining)))
+            if self._buffer:
+                chunk = self._take(min(len(self._buffer), remaining))
+            else:
+                # Nothing buffered: a big literal goes from the socket to ``dest`` directly.
+                chunk = await self._guard(what, self.reader.read(min(CHUNK, remaining)))
+                if not chunk:
+                    self.closed = True
+                    raise TransportError(
+                        f"The server at {self.host}:{self.port} closed the connection during "
+                        f"{what}.",
+                        "retry; if it keeps happening check the server's logs and limits.",
+                    )
             remaining -= len(chunk)
             data = transform(chunk) if transform else chunk
             dest.write(data)
@@ -153,6 +179,14 @@ class MailStream:
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
         """Upgrade after STARTTLS/STLS."""
+        if self._buffer:
+            # Bytes after the go-ahead but before the handshake were never protected by TLS
+            # (the STARTTLS injection attack): refuse rather than read them as if they were.
+            self.closed = True
+            raise TransportError(
+                f"The server at {self.host}:{self.port} sent data before the TLS handshake.",
+                "the connection may be tampered with: use security 'tls' (implicit TLS).",
+            )
         await self._guard(
             "the TLS handshake", self.writer.start_tls(context, server_hostname=self.host)
         )

@@ -24,7 +24,7 @@ import binascii
 import quopri
 import re
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast, runtime_checkable
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef
@@ -33,9 +33,18 @@ from mailgate.protocols.imap_attachments import split_attachments
 from mailgate.protocols.imap_commands import sequence_set
 from mailgate.protocols.imap_results import AttachmentPart, attachment_parts
 
-__all__ = ["CLIENT_SPLIT_LIMIT", "Base64Decoder", "MessageSink", "fetch_many", "literal_target"]
+__all__ = [
+    "CLIENT_SPLIT_LIMIT",
+    "WHOLE_MESSAGE_LIMIT",
+    "Base64Decoder",
+    "MessageSink",
+    "WholeMessageSink",
+    "fetch_many",
+    "literal_target",
+]
 
 CLIENT_SPLIT_LIMIT = 4 * 1024 * 1024
+WHOLE_MESSAGE_LIMIT = CLIENT_SPLIT_LIMIT  # one message at a time is held, never more
 
 _LITERAL_TARGET = re.compile(rb"(?:BODY\[([0-9.]*)\]|BINARY\[([0-9.]*)\]) \{\d+\+?\}\r?\n$")
 _UID = re.compile(rb"[( ]UID (\d+)")
@@ -51,6 +60,20 @@ class MessageSink(Protocol):
     ) -> None: ...
 
     def abort(self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO) -> None: ...
+
+
+@runtime_checkable
+class WholeMessageSink(MessageSink, Protocol):
+    """A sink that also takes a small message in one piece, once all its bytes have arrived.
+
+    Messages up to :data:`WHOLE_MESSAGE_LIMIT` go to :meth:`save` instead of
+    ``open``/``complete``: the sink can name the file from headers already in memory and write
+    it with one call, and split attachments from the same bytes (``attachments``). Larger
+    messages still stream through ``open``/``complete``. ``save`` cleans up after itself when
+    it fails: there is no ``abort`` for it.
+    """
+
+    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None: ...
 
 
 def literal_target(chunks: Sequence[bytes]) -> tuple[int | None, str | None]:
@@ -104,7 +127,11 @@ def _lenient_b64(data: bytes) -> bytes:
 
 
 class _Target:
-    """One literal on its way into a sink's file; completes when all its bytes arrived."""
+    """One literal on its way into a sink's file; completes when all its bytes arrived.
+
+    A message the sink can take whole (``whole``) is collected in memory instead and handed
+    to :meth:`WholeMessageSink.save` at the end.
+    """
 
     def __init__(
         self,
@@ -113,24 +140,39 @@ class _Target:
         part: AttachmentPart | None,
         size: int,
         split: bool = False,
+        whole: bool = False,
     ) -> None:
         self.sink, self.ref, self.part, self.size = sink, ref, part, size
-        self.dest = sink.open(ref, part)
+        self.split = split
         self.received = 0
-        self.copy = bytearray() if split else None
-        self.decoder = Base64Decoder(self.dest) if part and part.encoding == "base64" else None
-        self.buffer = bytearray() if part and part.encoding == "quoted-printable" else None
+        self.chunks: list[bytes] | None = None
+        self.dest: BinaryIO | None = None
+        self.copy: bytearray | None = None
+        self.decoder: Base64Decoder | None = None
+        self.buffer: bytearray | None = None
         self.done = False  # the sink has completed or aborted this file
+        if whole and part is None and size <= WHOLE_MESSAGE_LIMIT:
+            self.chunks = []
+        else:
+            self.dest = sink.open(ref, part)
+            self.copy = bytearray() if split else None
+            if part and part.encoding == "base64":
+                self.decoder = Base64Decoder(self.dest)
+            elif part and part.encoding == "quoted-printable":
+                self.buffer = bytearray()
         if size == 0:
             self._finish()
 
     def write(self, data: bytes) -> int:
         self.received += len(data)
-        if self.decoder is not None:
+        if self.chunks is not None:
+            self.chunks.append(data)
+        elif self.decoder is not None:
             self.decoder.write(data)
         elif self.buffer is not None:
             self.buffer += data
         else:
+            assert self.dest is not None
             self.dest.write(data)
             if self.copy is not None:
                 self.copy += data
@@ -138,7 +180,20 @@ class _Target:
             self._finish()
         return len(data)
 
+    def abort(self) -> None:
+        """The transfer failed before this literal was complete: drop what it wrote."""
+        if not self.done and self.dest is not None:
+            self.sink.abort(self.ref, self.part, self.dest)
+        self.done = True
+
     def _finish(self) -> None:
+        if self.chunks is not None:
+            chunks, self.chunks = self.chunks, None
+            self.done = True
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            cast(WholeMessageSink, self.sink).save(self.ref, data, self.split)
+            return
+        assert self.dest is not None
         try:
             written = self.received
             if self.decoder is not None:
@@ -252,6 +307,7 @@ async def _run_fetch(
     split: bool = False,
 ) -> None:
     current: list[_Target] = []
+    whole = isinstance(sink, WholeMessageSink)
 
     def literal_sink(chunks: Sequence[bytes], size: int) -> BinaryIO | None:
         uid, section = literal_target(chunks)
@@ -268,7 +324,7 @@ async def _run_fetch(
             if part is None:
                 return None
         ref = MessageRef(folder, f"{validity}:{uid}")
-        target = _Target(sink, ref, part, size, split and part is None)
+        target = _Target(sink, ref, part, size, split and part is None, whole)
         current.append(target)
         return target  # type: ignore[return-value]  # file-like: write() is all that is used
 
@@ -276,6 +332,5 @@ async def _run_fetch(
         await box.connection.command("UID FETCH", sequence_set(uids), request, sink=literal_sink)
     except BaseException:
         for target in current:
-            if not target.done:
-                target.sink.abort(target.ref, target.part, target.dest)
+            target.abort()
         raise

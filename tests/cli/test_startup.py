@@ -1,0 +1,49 @@
+"""Start-up stays light: loading the command line imports no sign-in, admin or table code.
+
+A bulk ``mailgate get --save`` is measured against a bare imaplib loop that runs in about a
+second (bench/imap_import.py); these modules cost a third of that when imported up front.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import Cli, assert_no_traceback
+
+HEAVY = [
+    "click",  # typer ships its own copy
+    "cryptography.x509",  # certificates: creds add only
+    "http.server",  # the sign-in redirect listener
+    "mailgate.admin",
+    "mailgate.diagnose",
+    "mailgate.jobs.send",
+    "mailgate.mail.compose",
+    "mailgate.sandbox",
+    "msal",
+    "requests",
+    "rich.console",
+    "rich.progress",
+    "rich.table",
+    "webbrowser",
+]
+
+
+def test_importing_the_cli_loads_nothing_heavy() -> None:
+    code = (
+        "import json, sys; import mailgate.cli; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_usage_errors_still_print_usage(cli: Cli) -> None:
+    result = cli("get")
+    assert result.code == 2 and "Missing argument" in result.text
+    assert_no_traceback(result)
+    result = cli("no-such-command")
+    assert result.code == 2 and "No such command" in result.text
