@@ -15,7 +15,12 @@ Attachments, two ways:
 
 A sink sees ``open`` → bytes written → ``complete`` for each file, or ``abort`` if the transfer
 failed: write to a temporary name and rename in ``complete`` and no truncated file ever looks
-finished.
+finished. A :class:`WholeMessageSink` (``mailgate get --save`` uses one) instead gets each
+message of up to :data:`WHOLE_MESSAGE_LIMIT` in one piece once it has arrived, so it can name,
+write and split it without another pass; bigger ones still stream. (Asking the server to decode
+attachments, ``BINARY.PEEK[n]`` after BODYSTRUCTURE, was not tried for the bulk path: Dovecot
+is already the slower side of a bulk fetch, and it would add a round trip per batch, a Python
+parse of every BODYSTRUCTURE and the decoded bytes on the wire.)
 """
 
 from __future__ import annotations
