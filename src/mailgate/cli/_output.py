@@ -52,6 +52,14 @@ class _LazyConsole:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
 
+    # Special methods are looked up on the type, not through __getattr__: rich's live displays
+    # (progress bars) enter their console as a context manager.
+    def __enter__(self) -> Console:
+        return self.get().__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.get().__exit__(*exc_info)
+
 
 if TYPE_CHECKING:
     console: Console
