@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, MailgateError
@@ -112,6 +113,17 @@ class _Wait:
 
 def _lock_key(address: str) -> int:
     return int.from_bytes(hashlib.sha256(address.lower().encode()).digest()[:8], "big", signed=True)
+
+
+def _submissions(session: Session, counted: Sequence[Any], *, since: datetime) -> list[Submission]:
+    """Submissions (time, recipients) of the rows matching ``counted`` since ``since``, oldest
+    first: what the pacing rules count against."""
+    rows = session.execute(
+        select(OutboxMessage.submitted_at, OutboxMessage.recipient_count)
+        .where(*counted, OutboxMessage.submitted_at > since)
+        .order_by(OutboxMessage.submitted_at)
+    )
+    return [Submission(at, n) for at, n in rows if at is not None]
 
 
 def _owner_alive(owner: str) -> bool:
@@ -320,15 +332,7 @@ class OutboxWorker:
             window = (
                 timedelta(minutes=10) if limits.requests_per_10_minutes else timedelta(seconds=60)
             )
-            recent = [
-                Submission(at, n)
-                for at, n in session.execute(
-                    select(OutboxMessage.submitted_at, OutboxMessage.recipient_count)
-                    .where(*counted, OutboxMessage.submitted_at > now - window)
-                    .order_by(OutboxMessage.submitted_at)
-                )
-                if at is not None
-            ]
+            recent = _submissions(session, counted, since=now - window)
             day_total = session.scalar(
                 select(func.coalesce(func.sum(OutboxMessage.recipient_count), 0)).where(
                     *counted, OutboxMessage.submitted_at > now - DAY
@@ -336,15 +340,7 @@ class OutboxWorker:
             )
             day: list[Submission] | None = None
             if int(day_total or 0) + row.recipient_count > limits.recipients_per_day:
-                day = [
-                    Submission(at, n)
-                    for at, n in session.execute(
-                        select(OutboxMessage.submitted_at, OutboxMessage.recipient_count)
-                        .where(*counted, OutboxMessage.submitted_at > now - DAY)
-                        .order_by(OutboxMessage.submitted_at)
-                    )
-                    if at is not None
-                ]
+                day = _submissions(session, counted, since=now - DAY)
             try:
                 at = next_send_time(now, limits, row.recipient_count, recent, day)
             except ValueError as exc:  # more recipients than a day allows: can never go
