@@ -28,11 +28,11 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.errors import MailgateError
+from mailgate.jobs.import_keys import SyncMode
 from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.mail.save import eml_filename, extract_attachments, io_error
@@ -53,13 +53,6 @@ __all__ = [
 ]
 
 _HEAD_LIMIT = 64 * 1024
-
-
-class SyncMode(StrEnum):
-    """When written files are forced to disk."""
-
-    BATCH = "batch"  # one sync per batch, before that batch's post-processing
-    MESSAGE = "message"  # an fsync per file as it is finished
 
 
 class MessageTooLarge(MailgateError):
