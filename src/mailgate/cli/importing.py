@@ -232,7 +232,7 @@ async def _run(
         TimeRemainingColumn,
     )
 
-    from mailgate.cli._output import err_console
+    from mailgate.cli._output import err_console, rich_console
     from mailgate.jobs.importer import run_import
 
     with Progress(
@@ -240,7 +240,7 @@ async def _run(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=rich_console(err_console),
         disable=quiet,
     ) as progress:
         task = progress.add_task("import", total=None)

@@ -49,7 +49,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from mailgate.cli._context import open_provider
-    from mailgate.cli._output import err_console
+    from mailgate.cli._output import err_console, rich_console
     from mailgate.connect import MailboxConnector
     from mailgate.jobs.outbox import list_entries
     from mailgate.jobs.outbox_worker import Event, Mode, OutboxWorker
@@ -74,7 +74,7 @@ def run(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
-        console=err_console,
+        console=rich_console(err_console),
         transient=True,
     ) as progress:
         task = progress.add_task("", total=None if follow else queued)
