@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,3 +138,39 @@ def test_processes_opening_a_new_store_together_migrate_once(store_url: str) -> 
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Cursor)) == 4
     store.close()
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    import mailgate.store
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(mailgate.store.__file__).parent / "migrations")
+    )
+    assert ScriptDirectory.from_config(config).get_current_head() == mailgate.store.SCHEMA_HEAD
+
+
+def test_opening_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_store(url).close()  # creates and migrates it (in this process)
+    code = (
+        "import sys; from mailgate.store import open_store; "
+        f"open_store({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
+    # A new (empty) store still gets its schema through Alembic.
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace(url, fresh)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "True"

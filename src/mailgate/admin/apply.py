@@ -24,6 +24,7 @@ from typing import Any
 
 from mailgate.admin.plan import Api, Flow, Permission, PlanRequest, permissions_for
 from mailgate.errors import InvalidInputError, ProtocolError
+from mailgate.identity.clouds import GRAPH_CLI_CLIENT_ID
 from mailgate.secret import Secret
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
 # The first-party public client "Microsoft Graph Command Line Tools" (Connect-MgGraph), which
 # any tenant can sign in to with device code for delegated Graph scopes. Its id is well known
 # but not on the fact sheet [U]; `--admin-client-id` takes the tenant's own public client.
-GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 SECRET_DISPLAY_NAME = "mailgate"
 
 

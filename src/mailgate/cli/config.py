@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomli_w
 import typer
-from rich.table import Table
 
 from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.fileio import exclusive_lock, write_private_file
-from mailgate.mailboxes import parse_profile_name
-from mailgate.settings import config_file, load_settings, read_config
-from mailgate.settings.esm import map_esm_settings
+
+# Start-up: the settings models (pydantic), tomli_w and rich's tables are imported inside the
+# commands, so that other commands do not pay for them.
 
 app = typer.Typer(help="Settings: global, per mailbox, per job.", no_args_is_help=True)
 
@@ -29,6 +26,11 @@ def show(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show the settings file, or (``--effective``) what a job or mailbox runs with."""
+    import tomli_w
+    from rich.table import Table
+
+    from mailgate.settings import config_file, load_settings, read_config
+
     path = config_file()
     if not effective:
         if job or mailbox:
@@ -73,6 +75,13 @@ def import_settings(
     mailbox: Annotated[str | None, typer.Option(help="Write them for this mailbox.")] = None,
 ) -> None:
     """Import Efecte ESM's ``mail.oauth.*`` platform or mail-task settings into ``config.toml``."""
+    import tomli_w
+
+    from mailgate.fileio import exclusive_lock, write_private_file
+    from mailgate.mailboxes import parse_profile_name
+    from mailgate.settings import config_file, load_settings, read_config
+    from mailgate.settings.esm import map_esm_settings
+
     try:
         text = file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -11,15 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-from mailgate import alerts
-from mailgate.admin.apply import GRAPH_CLI_CLIENT_ID
-from mailgate.admin.graph_client import GraphClient, graph_base_url
-from mailgate.admin.rotate import rotate_secret
 from mailgate.cli._context import open_provider, open_vault, warn_expiring
 from mailgate.cli._output import console, err_console, escape, print_json, read_secret, warn
 from mailgate.errors import InvalidInputError
 from mailgate.fileio import write_private_file
 from mailgate.identity import ConsoleInteraction, parse_guid
+from mailgate.identity.clouds import GRAPH_CLI_CLIENT_ID
 from mailgate.identity.profiles import CredentialRequest, build_profile, parse_expiry
 from mailgate.secret import Secret
 from mailgate.vault import (
@@ -31,6 +28,9 @@ from mailgate.vault import (
     generate_key_text,
     load_master_key_file,
 )
+
+# Start-up: alerts (httpx) and the admin modules are imported inside the commands that use
+# them, so that other commands do not pay for them.
 
 app = typer.Typer(help="Credentials: tenant, client ID, secret or certificate, user/password.")
 
@@ -231,6 +231,8 @@ def expiring(
 
     Exits 1 when there is any, so a scheduler or monitoring check can alert on it.
     """
+    from mailgate import alerts
+
     days = _window_days(within)
     url = alerts.parse_webhook_url(webhook) if webhook is not None else None
     now = datetime.now(UTC)
@@ -403,6 +405,9 @@ def rotate_secret_command(
     An admin (or an owner of the app) signs in with device code. The old secret is never
     removed unless the new one worked; a new one that fails is removed again.
     """
+    from mailgate.admin.graph_client import GraphClient, graph_base_url
+    from mailgate.admin.rotate import rotate_secret
+
     if not 1 <= days <= 730:
         raise InvalidInputError("--days", "a number of days from 1 to 730", str(days))
     if not 0 <= wait <= 600:

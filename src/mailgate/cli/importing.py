@@ -8,26 +8,21 @@ import re
 import shlex
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mailgate.cli._context import open_provider, warn_expiring
-from mailgate.cli._output import console, err_console, print_json, warn
+from mailgate.cli._output import console, print_json, warn
 from mailgate.cli.mail import _criteria
-from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.jobs.import_files import SyncMode
-from mailgate.jobs.import_keys import default_job_name
-from mailgate.jobs.importer import ImportOptions, ImportReport, run_import
-from mailgate.jobs.postprocess import check_policy
-from mailgate.jobs.webhook import check_webhook_url
-from mailgate.mailboxes import MailboxStore
-from mailgate.paths import data_dir
-from mailgate.secret import Secret
-from mailgate.settings import ResolvedSettings, load_settings, read_config
-from mailgate.store import open_store
+from mailgate.jobs.import_keys import SyncMode, default_job_name
+
+if TYPE_CHECKING:
+    from mailgate.jobs.importer import ImportOptions, ImportReport
+    from mailgate.settings import ResolvedSettings
+
+# Start-up: the state store (SQLAlchemy), the importer, rich's progress bar and the settings
+# are imported inside the command, so that other commands do not pay for them.
 
 __all__ = ["import_", "register"]
 
@@ -35,6 +30,8 @@ _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _settings(mailbox: str, job: str | None, overrides: dict[str, Any]) -> ResolvedSettings:
+    from mailgate.settings import load_settings, read_config
+
     # A --job without a [jobs.<name>] table is just a name for the job's state.
     configured = job is not None and job in (read_config().get("jobs") or {})
     resolved = load_settings(mailbox=mailbox, job=job if configured else None, overrides=overrides)
@@ -132,6 +129,16 @@ def import_(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Import mail exactly once to a directory, webhook or command, then post-process it."""
+    from mailgate.cli._context import open_provider, warn_expiring
+    from mailgate.connect import MailboxConnector
+    from mailgate.jobs.importer import ImportOptions
+    from mailgate.jobs.postprocess import check_policy
+    from mailgate.jobs.webhook import check_webhook_url
+    from mailgate.mailboxes import MailboxStore
+    from mailgate.paths import data_dir
+    from mailgate.secret import Secret
+    from mailgate.store import open_store
+
     if to is None and webhook is None and command is None:
         raise InvalidInputError("destination", "--to DIR, --webhook URL or --command CMD")
     if job is not None and not _JOB_NAME.fullmatch(job):
@@ -217,12 +224,23 @@ async def _run(
     store: Any,
     quiet: bool,
 ) -> ImportReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from mailgate.cli._output import err_console, rich_console
+    from mailgate.jobs.importer import run_import
+
     with Progress(
         TextColumn("importing"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=rich_console(err_console),
         disable=quiet,
     ) as progress:
         task = progress.add_task("import", total=None)

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
-from mailgate.cli._context import open_provider
-from mailgate.cli._output import console, err_console, print_json, warn
-from mailgate.connect import MailboxConnector
+from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import InvalidInputError
-from mailgate.jobs.outbox import STATES, list_entries, parse_age, purge, retry
-from mailgate.jobs.outbox_worker import DrainReport, Event, Mode, OutboxWorker
-from mailgate.mailboxes import MailboxStore
-from mailgate.paths import data_dir
-from mailgate.store import open_store
+
+if TYPE_CHECKING:
+    from mailgate.jobs.outbox_worker import DrainReport, Mode, OutboxWorker
+
+# Start-up: the outbox, its worker and the state store (SQLAlchemy) are imported inside the
+# commands, so that other commands do not pay for them. The states are spelled out here for
+# the same reason (a unit test keeps them equal to mailgate.jobs.outbox.STATES).
+STATES_HELP = ("queued", "sending", "sent", "failed")
 
 app = typer.Typer(help="The durable outbox: queued messages, the sending worker, cleanup.")
 
@@ -48,6 +46,17 @@ def run(
     ] = 60.0,
 ) -> None:
     """Send queued messages within each mailbox's limits (default: until the queue is empty)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mailgate.cli._context import open_provider
+    from mailgate.cli._output import err_console, rich_console
+    from mailgate.connect import MailboxConnector
+    from mailgate.jobs.outbox import list_entries
+    from mailgate.jobs.outbox_worker import Event, Mode, OutboxWorker
+    from mailgate.mailboxes import MailboxStore
+    from mailgate.paths import data_dir
+    from mailgate.store import open_store
+
     if once and follow:
         raise InvalidInputError("--once/--follow", "one of them, not both")
     profiles = MailboxStore(data_dir())
@@ -65,7 +74,7 @@ def run(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
-        console=err_console,
+        console=rich_console(err_console),
         transient=True,
     ) as progress:
         task = progress.add_task("", total=None if follow else queued)
@@ -125,12 +134,18 @@ def _summary(report: DrainReport) -> None:
 @app.command("list")
 def list_(
     state: Annotated[
-        str | None, typer.Option(help=f"Only this state: {', '.join(STATES)}.")
+        str | None, typer.Option(help=f"Only this state: {', '.join(STATES_HELP)}.")
     ] = None,
     mailbox: Annotated[str | None, typer.Option(help="Only this mailbox profile.")] = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List outbox messages, oldest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mailgate.jobs.outbox import list_entries
+    from mailgate.store import open_store
+
     store = open_store()
     entries = list_entries(store, state=state, mailbox=mailbox)
     store.close()
@@ -166,6 +181,9 @@ def retry_(
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed message.")] = False,
 ) -> None:
     """Queue failed messages again (their attempts start over)."""
+    from mailgate.jobs.outbox import retry
+    from mailgate.store import open_store
+
     store = open_store()
     chosen = retry(store, ids or (), all_failed=all_failed)
     store.close()
@@ -189,6 +207,9 @@ def purge_(
     ] = False,
 ) -> None:
     """Delete finished outbox messages (never unsent ones without --force)."""
+    from mailgate.jobs.outbox import parse_age, purge
+    from mailgate.store import open_store
+
     age = parse_age(sent_before)
     store = open_store()
     count = purge(

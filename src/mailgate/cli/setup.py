@@ -12,11 +12,9 @@ import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from mailgate.admin import build_plan, make_request, render
 from mailgate.admin._powershell import PowerShellBlock, exchange_steps
@@ -29,13 +27,6 @@ from mailgate.admin.apply import (
     admin_scopes,
     apply_steps,
     dry_run,
-)
-from mailgate.admin.graph_client import (
-    GraphClient,
-    StepFailed,
-    drive,
-    graph_base_url,
-    stopped_error,
 )
 from mailgate.admin.plan import (
     PLAN_CLOUDS,
@@ -50,10 +41,8 @@ from mailgate.admin.render import FORMATS
 from mailgate.cli._context import open_provider
 from mailgate.cli._output import console, err_console, print_json, read_secret, warn
 from mailgate.cli.mail import print_report
-from mailgate.connect import MailboxConnector
-from mailgate.diagnose import ConnectionReport, run_connection_test
 from mailgate.errors import CredentialNotFoundError, InvalidInputError, MailgateError
-from mailgate.identity import ConsoleInteraction, TokenProvider, parse_guid
+from mailgate.identity import ConsoleInteraction, parse_guid
 from mailgate.identity.clouds import CLOUDS, get_cloud, normalize_cloud_name
 from mailgate.identity.profiles import CredentialRequest, build_profile
 from mailgate.mailboxes import MailboxProfile, MailboxStore
@@ -68,6 +57,13 @@ from mailgate.vault import (
     SecretField,
     load_certificate,
 )
+
+if TYPE_CHECKING:
+    from mailgate.diagnose import ConnectionReport
+    from mailgate.identity import TokenProvider
+
+# Start-up: Graph's HTTP client (httpx), the connection test and cryptography are imported
+# where they are used, so that other commands do not pay for them.
 
 app = typer.Typer(
     help="Admin setup: app registration, consent, Exchange permissions.", no_args_is_help=True
@@ -154,6 +150,9 @@ def _certificate_upload(
         if password_env
         else None
     )
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     loaded = load_certificate(data, password)
     cert = x509.load_pem_x509_certificate(loaded.info.certificate_pem.encode("ascii"))
     der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
@@ -319,6 +318,8 @@ def apply(
 
 
 def _print_dry_run(request: ApplyRequest, cloud: str, credential: str, json_output: bool) -> None:
+    from mailgate.admin.graph_client import graph_base_url
+
     base = "https://graph.microsoft.com/v1.0"
     if cloud != "sandbox":
         base = graph_base_url(CLOUDS[cloud])
@@ -413,6 +414,16 @@ def run_apply(
     json_output: bool,
 ) -> None:
     """Sign the admin in, run the Graph steps, store the result, print the rest, test."""
+    from mailgate.admin.graph_client import (
+        GraphClient,
+        StepFailed,
+        drive,
+        graph_base_url,
+        stopped_error,
+    )
+    from mailgate.connect import MailboxConnector
+    from mailgate.diagnose import run_connection_test
+
     cloud_info = get_cloud(cloud, provider.sandbox_file)
     flow = request.plan.flow
     admin = CredentialProfile(

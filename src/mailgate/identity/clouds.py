@@ -15,11 +15,16 @@ from mailgate.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "CLOUDS",
+    "GRAPH_CLI_CLIENT_ID",
     "Cloud",
     "cloud_for_authority_host",
     "get_cloud",
     "load_sandbox_description",
 ]
+
+# Microsoft Graph Command Line Tools: the public client an admin signs in with by default
+# (here rather than in mailgate.admin so that the CLI can show it without loading the planner).
+GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 
 
 @dataclass(frozen=True)

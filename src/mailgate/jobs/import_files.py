@@ -28,12 +28,12 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.errors import MailgateError
-from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path
+from mailgate.jobs.import_keys import SyncMode
+from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path, write_all
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.mail.save import eml_filename, extract_attachments, io_error
 from mailgate.protocols.base import MessageRef, MessageSummary
@@ -53,13 +53,6 @@ __all__ = [
 ]
 
 _HEAD_LIMIT = 64 * 1024
-
-
-class SyncMode(StrEnum):
-    """When written files are forced to disk."""
-
-    BATCH = "batch"  # one sync per batch, before that batch's post-processing
-    MESSAGE = "message"  # an fsync per file as it is finished
 
 
 class MessageTooLarge(MailgateError):
@@ -222,10 +215,12 @@ class Fetched:
 
 
 class FetchSink:
-    """A :class:`~mailgate.protocols.imap_bulk.MessageSink` (messages only) for one batch.
+    """A :class:`~mailgate.protocols.imap_bulk.WholeMessageSink` (messages only) for one batch.
 
-    Each message streams into a hidden ``.mailgate-import-*.part`` file in ``spool``; each
-    finished one goes to ``on_fetched`` at once and is kept in :attr:`fetched` by ref id.
+    Each message goes into a hidden ``.mailgate-import-*.part`` file in ``spool``: a small one
+    (the bulk IMAP path hands it over whole, :meth:`save`) with one ``write`` and hashed in one
+    call, a large one streamed through :class:`MessageFile`. Each finished one goes to
+    ``on_fetched`` at once and is kept in :attr:`fetched` by ref id.
     """
 
     def __init__(
@@ -246,12 +241,44 @@ class FetchSink:
         self._prefix = f".mailgate-import-{os.getpid()}-{secrets.token_hex(3)}"
         self._count = 0
 
+    def _temp(self) -> Path:
+        self._count += 1
+        return self.spool / f"{self._prefix}-{self._count}.part"
+
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is not None:  # pragma: no cover - imports fetch whole messages only
             raise ValueError("the import sink takes whole messages only")
-        self._count += 1
-        path = self.spool / f"{self._prefix}-{self._count}.part"
-        return MessageFile(path, limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
+        return MessageFile(self._temp(), limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
+
+    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
+        """A whole message already in memory: one ``write``, one hash call, no copy kept."""
+        if self.limit is not None and len(data) > self.limit:
+            raise MessageTooLarge(self.limit)
+        path = self._temp()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise io_error("create a file in", path.parent, exc) from exc
+        try:
+            try:
+                write_all(fd, data)
+                if self.sync is SyncMode.MESSAGE:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)  # NFS and FUSE report failed writes here
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            if isinstance(exc, OSError):
+                raise io_error("write", path, exc) from exc
+            raise
+        head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
+        summary = summary_from_headers(ref, header_block(head), size=len(data))
+        digest = hashlib.sha256(data).hexdigest()
+        item = Fetched(ref, path, digest, len(data), summary, data if self.keep_copies else None)
+        self.fetched[ref.id] = item
+        self.on_fetched(item)
+        item.copy = None
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, MessageFile)
@@ -301,6 +328,13 @@ class DirectoryDestination:
         self.attachments = attachments
         self.sync = sync
         self.written: list[Path] = []  # files and directories of the batch, for the sync
+        # Names present when the run started, plus those it published: a name in neither cannot
+        # hold an earlier run's copy, so most messages need no lstat (one run per job at a
+        # time; a name taken meanwhile by someone else is still never overwritten).
+        try:
+            self.names = set(os.listdir(self.directory))
+        except OSError as exc:
+            raise io_error("list", self.directory, exc) from exc
 
     def publish(self, item: Fetched, token: str) -> SavedFiles:
         """Give ``item`` its name (or find it already there) and write its attachments."""
@@ -310,11 +344,13 @@ class DirectoryDestination:
             item.temp.unlink(missing_ok=True)
         else:
             try:
-                eml = publish_file(item.temp, self.directory, name, resolved=True)
+                # eml_filename's result is already a safe_filename one.
+                eml = publish_file(item.temp, self.directory, name, resolved=True, safe=True)
             except OSError as exc:
                 raise io_error("save the message in", self.directory, exc) from exc
             saved = SavedFiles(eml)
             self.written.append(eml)
+            self.names.add(eml.name)
         if self.attachments:
             self._attachments(saved, item)
         if self.sync is SyncMode.MESSAGE:
@@ -325,8 +361,10 @@ class DirectoryDestination:
         return saved
 
     def _existing(self, name: str, digest: str) -> SavedFiles | None:
+        if name not in self.names:
+            return None  # the first name publish_file tries (``name`` is safe) is free
         for candidate in candidate_paths(self.directory, name):
-            if not os.path.lexists(candidate):
+            if candidate.name not in self.names or not os.path.lexists(candidate):
                 return None
             if not candidate.is_symlink() and file_sha256(candidate) == digest:
                 return SavedFiles(candidate, existing=True)

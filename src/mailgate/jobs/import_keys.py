@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from mailgate.protocols.base import MessageRef, Protocol
 
@@ -33,6 +33,7 @@ __all__ = [
     "OVERSIZE",
     "ItemKey",
     "Step",
+    "SyncMode",
     "default_job_name",
     "idempotency_key",
     "item_key",
@@ -47,9 +48,16 @@ FAILED = "failed"
 _IMAP_ID = re.compile(r"(\d+):(\d+)")
 
 
-@dataclass(frozen=True)
-class ItemKey:
-    """The per-mailbox part of a message's key."""
+class SyncMode(StrEnum):
+    """When an import's written files are forced to disk (here, not in import_files, so that
+    the CLI can offer the option without loading the file-writing code at start-up)."""
+
+    BATCH = "batch"  # one sync per batch, before that batch's post-processing
+    MESSAGE = "message"  # an fsync per file as it is finished
+
+
+class ItemKey(NamedTuple):
+    """The per-mailbox part of a message's key (a tuple: built and hashed per message, cheaply)."""
 
     folder: str
     uidvalidity: int

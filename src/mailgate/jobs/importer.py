@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgate.jobs.import_files import (
     DirectoryDestination,
@@ -52,13 +52,15 @@ from mailgate.jobs.import_keys import (
 )
 from mailgate.jobs.import_state import ImportLedger, LedgerRow
 from mailgate.jobs.postprocess import Policy, is_oversize
-from mailgate.jobs.webhook import MessageIdentity, WebhookClient, webhook_payload
 from mailgate.protocols.base import Mailbox, MessageRef, Operation, Protocol, SearchCriteria
 from mailgate.protocols.imap import ImapMailbox, parse_message_id
 from mailgate.protocols.imap_bulk import fetch_many
 from mailgate.secret import Secret
 from mailgate.settings import PostProcess
 from mailgate.store import StateStore
+
+if TYPE_CHECKING:
+    from mailgate.jobs.webhook import WebhookClient
 
 __all__ = ["ImportOptions", "ImportReport", "MessageOutcome", "run_import"]
 
@@ -172,6 +174,9 @@ class _ImportRun:
             )
         self.webhook: WebhookClient | None = None
         if options.webhook:
+            # Imported here: httpx is a start-up cost that --to and --command runs skip.
+            from mailgate.jobs.webhook import WebhookClient
+
             self.webhook = WebhookClient(options.webhook, options.webhook_secret)
 
     # -- keys ----------------------------------------------------------------------------------
@@ -372,6 +377,8 @@ class _ImportRun:
                     delivery.path.unlink(missing_ok=True)
 
     async def _post(self, delivery: _Delivery) -> None:
+        from mailgate.jobs.webhook import MessageIdentity, webhook_payload
+
         assert self.webhook is not None and delivery.path is not None
         item = delivery.item
         key = self.key(item.ref)
