@@ -19,3 +19,12 @@ def test_moved_constants_are_the_same_objects() -> None:
     assert APPLY_CLIENT_ID == GRAPH_CLI_CLIENT_ID == "14d82eec-204b-4c2f-b7e8-296a70dab67e"
     assert FilesSyncMode is SyncMode
     assert [m.value for m in SyncMode] == ["batch", "message"]
+
+
+def test_setup_option_defaults_are_the_planners() -> None:
+    from mailgate.admin.plan import SECRET_DAYS
+    from mailgate.admin.render import FORMATS
+    from mailgate.cli import setup
+
+    assert setup.SECRET_DAYS == SECRET_DAYS
+    assert setup.FORMATS == FORMATS
