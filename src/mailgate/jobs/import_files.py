@@ -36,6 +36,7 @@ from mailgate.jobs.import_keys import SyncMode
 from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path, write_all
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.mail.save import eml_filename, extract_attachments, io_error
+from mailgate.processes import other_process_alive
 from mailgate.protocols.base import MessageRef, MessageSummary
 from mailgate.protocols.imap_attachments import split_attachments
 from mailgate.protocols.imap_bulk import CLIENT_SPLIT_LIMIT
@@ -115,23 +116,11 @@ def make_durable(directory: Path, files: list[Path]) -> None:
         raise io_error("sync the files in", directory, exc) from exc
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of an earlier process with our pid (containers reuse 1)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_parts(directory: Path) -> None:
     """Remove temporary files of import runs that were killed (their process is gone)."""
     for path in directory.glob(".mailgate-import-*.part"):
         pid = path.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not other_process_alive(int(pid)):
             with contextlib.suppress(OSError):
                 path.unlink()
 

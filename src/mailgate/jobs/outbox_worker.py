@@ -48,6 +48,7 @@ from mailgate.jobs.ratelimit import (
 from mailgate.jobs.retry import Verdict, classify, retry_delay
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.paths import data_dir
+from mailgate.processes import other_process_alive
 from mailgate.protocols.base import Protocol
 from mailgate.settings.models import OutboxSettings
 from mailgate.store import StateStore
@@ -134,16 +135,7 @@ def _owner_alive(owner: str) -> bool:
     pid_text = rest.partition(":")[0]
     if host != _HOST or not pid_text.isdigit():
         return True  # another host: only the lease expiry tells
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # this process, but not a worker that is running now
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return other_process_alive(int(pid_text))
 
 
 class OutboxWorker:
