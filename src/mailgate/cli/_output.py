@@ -7,10 +7,12 @@ one for rich's own classes, e.g. a progress bar).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -27,6 +29,7 @@ __all__ = [
     "escape",
     "print_error",
     "print_json",
+    "progress_bar",
     "read_secret",
     "rich_console",
     "show_library_warnings",
@@ -157,3 +160,33 @@ def read_secret(
     raise InvalidInputError(
         what, "a value from a prompt (in a terminal), --secret-stdin, or --secret-env VAR"
     )
+
+
+@contextlib.contextmanager
+def progress_bar(
+    label: str, show: bool
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """``(on_found, advance)`` callbacks driving a rich progress bar on stderr, if ``show``.
+
+    ``on_found(n)`` sets the total once it is known; ``advance(n)`` moves the bar on.
+    """
+    if not show:
+        yield (lambda _n: None), (lambda _n: None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=rich_console(err_console),
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield (lambda n: progress.update(task, total=n)), (lambda n: progress.advance(task, n))

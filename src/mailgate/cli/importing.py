@@ -224,26 +224,10 @@ async def _run(
     store: Any,
     quiet: bool,
 ) -> ImportReport:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from mailgate.cli._output import err_console, rich_console
+    from mailgate.cli._output import progress_bar
     from mailgate.jobs.importer import run_import
 
-    with Progress(
-        TextColumn("importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=rich_console(err_console),
-        disable=quiet,
-    ) as progress:
-        task = progress.add_task("import", total=None)
+    with progress_bar("importing", not quiet) as (on_found, advance):
         async with adapter as box:
             return await run_import(
                 box,
@@ -251,8 +235,8 @@ async def _run(
                 policy,
                 options,
                 store,
-                on_found=lambda n: progress.update(task, total=n),
-                advance=lambda n: progress.advance(task, n),
+                on_found=on_found,
+                advance=advance,
             )
 
 

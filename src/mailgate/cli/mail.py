@@ -7,9 +7,8 @@ does not load the connection test, message composition or rich's tables.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -17,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from mailgate.cli._context import open_provider, warn_expiring
-from mailgate.cli._output import console, err_console, escape, print_json, rich_console, warn
+from mailgate.cli._output import (
+    console,
+    escape,
+    print_json,
+    progress_bar,
+    warn,
+)
 from mailgate.errors import InvalidInputError
 from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address, parse_profile_name
 from mailgate.paths import data_dir
@@ -214,33 +219,6 @@ def _summary_row(s: MessageSummary) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _progress(
-    show: bool,
-) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """``(on_found, advance)`` callbacks driving a rich progress bar on stderr, if ``show``."""
-    if not show:
-        yield (lambda _n: None), (lambda _n: None)
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("saving"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=rich_console(err_console),
-    ) as progress:
-        task = progress.add_task("save", total=None)
-        yield (lambda n: progress.update(task, total=n)), (lambda n: progress.advance(task, n))
-
-
 async def _get(
     connector: MailboxConnector,
     profile: MailboxProfile,
@@ -255,7 +233,7 @@ async def _get(
 
     # A bar only where someone watches: on a terminal (in a log or a pipe it is noise).
     show = not quiet and save is not None and sys.stderr.isatty()
-    with _progress(show) as (on_found, advance):
+    with progress_bar("saving", show) as (on_found, advance):
         result = await get_messages(
             connector,
             profile,
