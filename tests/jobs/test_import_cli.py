@@ -152,6 +152,27 @@ def test_webhook_refusing_leaves_mail_and_marks_failed(
     assert sandboxed.hashes(USER, "inbox") == []
 
 
+def test_a_copy_of_a_message_that_failed_is_not_post_processed(
+    sandboxed: Sandboxed, filled: list[bytes], hook: tuple[str, type[_Hook]]
+) -> None:
+    # Two messages with the same bytes (a rule's copy): the second is a duplicate of the first;
+    # when the first's delivery fails, the copy must stay in the mailbox too.
+    url, handler = hook
+    handler.status = 500
+    sandboxed.clear(USER)
+    sandboxed.fill(USER, [filled[0], filled[0]])
+    result = sandboxed.cli("import", "in", "--webhook", url, "--after", "delete")
+    assert result.code == 1, result.text
+    assert_no_traceback(result)
+    assert sandboxed.hashes(USER, "inbox") == [sha(filled[0])] * 2
+    assert _states(sandboxed) == {"failed": 2}
+    handler.status = 200
+    retry = sandboxed.cli("import", "in", "--webhook", url, "--after", "delete")
+    assert retry.code == 0, retry.text
+    assert _states(sandboxed) == {"done": 2}
+    assert sandboxed.hashes(USER, "inbox") == []
+
+
 def test_command_gets_the_eml_path(
     sandboxed: Sandboxed, filled: list[bytes], tmp_path: Path
 ) -> None:
@@ -166,6 +187,31 @@ def test_command_gets_the_eml_path(
     assert result.code == 0, result.text
     assert log.read_bytes().count(b"Message-ID: <import-") == 6
     assert sandboxed.hashes(USER, "inbox") == []
+
+
+def test_command_inherits_no_secret(
+    sandboxed: Sandboxed, filled: list[bytes], tmp_path: Path
+) -> None:
+    dump = tmp_path / "env.json"
+    script = tmp_path / "env.py"
+    script.write_text(
+        f"import json, os; open({str(dump)!r}, 'w').write(json.dumps(dict(os.environ)))\n"
+    )
+    sandboxed.clear(USER)
+    sandboxed.fill(USER, filled[:1])
+    secrets = {
+        "MAILGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "MAILGATE_ALERT_SECRET": "alert-key-0001",
+        "HOOK_KEY": "hook-key-0002",  # named by the settings file, so mailgate's own
+    }
+    config = sandboxed.cli.home / "config.toml"
+    config.write_text('[import]\nwebhook_secret = "env:HOOK_KEY"\n', "utf-8")
+    result = sandboxed.cli("import", "in", "--command", f"{sys.executable} {script}", **secrets)
+    assert result.code == 0, result.text
+    env = json.loads(dump.read_text())
+    assert env["MAILGATE_JOB"] and env["MAILGATE_IDEMPOTENCY_KEY"]
+    leaked = {k for k, v in env.items() if v in secrets.values() or k in secrets}
+    assert leaked == set(), leaked
 
 
 def test_command_failing_leaves_mail(sandboxed: Sandboxed, filled: list[bytes]) -> None:

@@ -174,3 +174,12 @@ def test_opening_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "True"
+
+
+def test_a_file_that_is_not_a_database_is_one_readable_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not SQLite at all, just some text that is long enough" * 20)
+    with pytest.raises(StoreError) as caught:
+        open_store(f"sqlite:///{path}")
+    assert "not a database" in caught.value.message
+    assert "move" in caught.value.remedy and str(path) in caught.value.remedy

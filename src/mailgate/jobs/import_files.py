@@ -331,6 +331,9 @@ class DirectoryDestination:
         saved = self._existing(name, item.sha256)
         if saved is not None:
             item.temp.unlink(missing_ok=True)
+            # A run killed before its sync left this file in the page cache only: it is synced
+            # with this batch before anything is done to the mailbox.
+            self._written_earlier([saved.eml])
         else:
             try:
                 # eml_filename's result is already a safe_filename one.
@@ -363,6 +366,7 @@ class DirectoryDestination:
         final = saved.eml.with_name(saved.eml.stem + ".attachments")
         if final.is_dir() and not final.is_symlink():
             saved.attachments = sorted(final.iterdir())  # a visible directory is complete
+            self._written_earlier([*saved.attachments, final])
             return
         staging = saved.eml.with_name(f".{saved.eml.stem}.attachments.part")
         shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed
@@ -398,6 +402,16 @@ class DirectoryDestination:
         if found:
             saved.attachments = sorted(final.iterdir())
             self.written.extend([*saved.attachments, final])
+
+    def _written_earlier(self, paths: list[Path]) -> None:
+        """Files an interrupted run wrote, maybe never synced: sync them like our own."""
+        self.written.extend(paths)
+        if self.sync is SyncMode.MESSAGE:
+            try:
+                for path in paths:
+                    _fsync_path(path)
+            except OSError as exc:
+                raise io_error("sync", paths[0], exc) from exc
 
     def flush(self) -> None:
         """Make everything written since the last flush durable (one sync per batch)."""

@@ -64,8 +64,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ImportOptions", "ImportReport", "MessageOutcome", "run_import"]
 
-# Variables a command must not inherit: they hold secrets of mailgate's, not of the command.
-_SECRET_ENV = ("MAILGATE_MASTER_KEY", "MAILGATE_WEBHOOK_SECRET", "MAILGATE_IMPORT_WEBHOOK_SECRET")
+# Of mailgate's own variables a command inherits only these paths; the others may hold secrets
+# (master key, database URL with its password, webhook and alert keys).
+_SHARED_ENV = ("MAILGATE_HOME", "MAILGATE_CONFIG", "MAILGATE_SANDBOX")
 _WEBHOOK_CONCURRENCY = 4
 
 
@@ -408,7 +409,13 @@ class _ImportRun:
     async def _run_command(self, delivery: _Delivery) -> None:
         assert self.options.command and delivery.path is not None
         key = self.key(delivery.item.ref)
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        # The webhook key may come from any variable (settings say env:NAME): drop it by value.
+        hidden = {self.options.webhook_secret.reveal()} if self.options.webhook_secret else set()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if (k in _SHARED_ENV or not k.startswith("MAILGATE_")) and v not in hidden
+        }
         env |= {
             "MAILGATE_IDEMPOTENCY_KEY": self.token(key),
             "MAILGATE_JOB": self.options.job,
@@ -443,6 +450,10 @@ class _ImportRun:
         changes: list[dict[str, Any]] = []
         delivered: list[MessageRef] = []
         skip = set(too_large)
+        # A copy of a message whose own delivery failed in this batch was not delivered either.
+        failed_originals = {
+            str(d.path): d.error for d in deliveries.values() if d.error and d.path is not None
+        }
         for ref in refs:
             if ref in skip:
                 continue
@@ -471,6 +482,11 @@ class _ImportRun:
                 "destination": outcome.destination if self.directory else None,
                 "error": None,
             }
+            original_error = failed_originals.get(delivery.duplicate_of or "")
+            if delivery.duplicate_of is not None and original_error is not None:
+                delivery.error = f"same content as {delivery.duplicate_of}, which failed: "
+                delivery.error += original_error
+                change["content_hash"] = None  # never counts as delivered content
             if delivery.error is not None:
                 change |= {"state": FAILED, "error": delivery.error}
                 outcome.state, outcome.note = FAILED, delivery.error

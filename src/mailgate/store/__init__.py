@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailgate.errors import ConfigurationError, StoreError
@@ -91,7 +91,9 @@ class StateStore:
         try:
             with factory() as session, session.begin():
                 yield session
-        except OperationalError as exc:
+        except IntegrityError:
+            raise  # a constraint the caller relies on (e.g. "already queued"): theirs to handle
+        except DBAPIError as exc:
             raise StoreError(
                 f"the state store at {self.url} failed: {_reason(exc)}.",
                 "check that the database is reachable and the disk is not full, then retry.",
@@ -187,11 +189,15 @@ def open_store(url: str | None = None) -> StateStore:
             f"the database driver for {parsed.drivername} is not installed ({exc.name}).",
             "reinstall mailgate (its dependencies include psycopg for PostgreSQL).",
         ) from exc
-    except (OperationalError, OSError) as exc:
+    except (DBAPIError, OSError) as exc:
         reason = _reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+        damaged = parsed.get_backend_name() == "sqlite" and "not a database" in reason
         raise StoreError(
             f"cannot open the state store at {_shown(parsed)}: {reason}.",
-            f"check {ENV_DATABASE_URL}, that the server is running and accepts this user, "
-            "and that the data directory is writable.",
+            f"move {parsed.database} aside (it is damaged or not mailgate's) and run again; "
+            "mailgate starts a new one"
+            if damaged
+            else f"check {ENV_DATABASE_URL}, that the server is running and accepts this user "
+            "(with the right to create tables), and that the data directory is writable.",
         ) from exc
     return StateStore(engine)
