@@ -214,6 +214,23 @@ def test_command_inherits_no_secret(
     assert leaked == set(), leaked
 
 
+def test_a_second_run_of_the_same_job_is_refused(
+    sandboxed: Sandboxed, filled: list[bytes], tmp_path: Path
+) -> None:
+    from mailgate.store import open_store
+
+    store = open_store(f"sqlite:///{sandboxed.cli.home / 'state.db'}")
+    with store.exclusive("import:nightly:in") as held:
+        assert held
+        result = sandboxed.cli("import", "in", "--to", str(tmp_path / "out"), "--job", "nightly")
+    store.close()
+    assert result.code == 1, result.text
+    assert "'nightly' of mailbox 'in' is already running" in result.err
+    assert_no_traceback(result)
+    assert len(sandboxed.hashes(USER, "inbox")) == len(filled)
+    assert not list((tmp_path / "out").glob("*.eml"))
+
+
 def test_command_failing_leaves_mail(sandboxed: Sandboxed, filled: list[bytes]) -> None:
     result = sandboxed.cli("import", "in", "--command", "false", "--after", "delete")
     assert result.code == 1, result.text

@@ -183,3 +183,25 @@ def test_a_file_that_is_not_a_database_is_one_readable_error(tmp_path: Path) -> 
         open_store(f"sqlite:///{path}")
     assert "not a database" in caught.value.message
     assert "move" in caught.value.remedy and str(path) in caught.value.remedy
+
+
+def test_exclusive_lock_is_held_once_across_processes(store_url: str) -> None:
+    code = (
+        "import sys; from mailgate.store import open_store; "
+        "s = open_store(sys.argv[1]); "
+        "cm = s.exclusive('job-a'); print(cm.__enter__())"
+    )
+    store = open_store(store_url)
+    with store.exclusive("job-a") as held:
+        assert held
+        other = subprocess.run(
+            [sys.executable, "-c", code, store_url], capture_output=True, text=True, timeout=60
+        )
+        assert other.stdout.strip() == "False", other.stderr
+        with store.exclusive("job-b") as other_name:
+            assert other_name  # another name is another lock
+    again = subprocess.run(
+        [sys.executable, "-c", code, store_url], capture_output=True, text=True, timeout=60
+    )
+    assert again.stdout.strip() == "True", again.stderr
+    store.close()

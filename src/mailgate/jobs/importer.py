@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailgate.errors import MailgateError
 from mailgate.jobs.import_files import (
     DirectoryDestination,
     Fetched,
@@ -575,7 +576,16 @@ async def run_import(
     """Run one import over a connected ``mailbox`` (see the module doc for the order)."""
     run = _ImportRun(mailbox, mailbox_name, policy, options, store, on_found, advance)
     try:
-        return await run.run()
+        # Two runs of one job would both deliver what neither has finished: one at a time.
+        with store.exclusive(f"import:{options.job}:{mailbox_name}") as held:
+            if not held:
+                raise MailgateError(
+                    f"the import job {options.job!r} of mailbox {mailbox_name!r} is already "
+                    "running.",
+                    "wait for that run to finish (or stop it), then run again; nothing was "
+                    "fetched or changed.",
+                )
+            return await run.run()
     finally:
         if options.spool is not None and options.to is None:
             with contextlib.suppress(OSError):

@@ -9,6 +9,8 @@ lock so that two processes starting together do not both migrate.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -98,6 +100,40 @@ class StateStore:
                 f"the state store at {self.url} failed: {_reason(exc)}.",
                 "check that the database is reachable and the disk is not full, then retry.",
             ) from exc
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold the lock ``name`` for the block, across processes (and hosts, on PostgreSQL).
+
+        Yields False, without waiting, when someone else holds it. SQLite: ``flock`` on a file
+        beside the database; PostgreSQL: a session advisory lock on a dedicated connection.
+        """
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        if self.dialect == "postgresql":
+            key = int.from_bytes(digest[:8], "big", signed=True)
+            with self.engine.connect() as connection:
+                held = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+                connection.commit()
+                try:
+                    yield held
+                finally:
+                    if held:
+                        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        connection.commit()
+            return
+        database = self.engine.url.database
+        where = Path(database).parent if database and database != ":memory:" else data_dir()
+        lock_file = where / f".lock-{digest.hex()[:16]}"
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def close(self) -> None:
         """Close every pooled connection."""
