@@ -138,3 +138,11 @@ def test_payload_carries_bodies_and_attachments() -> None:
     assert base64.b64decode(attachment["content_base64"]) == b"%PDF"
     assert attachment["filename"] == "a.pdf"
     assert ["Subject", "Hi"] in payload["headers"]
+
+
+def test_webhook_urls_are_shown_without_keys() -> None:
+    from mailgate.jobs.webhook import shown_url
+
+    assert shown_url("https://u:tok@x.example/api/f?code=K&a=1#f") == "https://x.example/api/f?…"
+    assert shown_url("http://127.0.0.1:8080/hook") == "http://127.0.0.1:8080/hook"
+    assert "K" not in shown_url("https://x.example/?code=K")

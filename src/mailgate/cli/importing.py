@@ -133,7 +133,7 @@ def import_(
     from mailgate.connect import MailboxConnector
     from mailgate.jobs.importer import ImportOptions
     from mailgate.jobs.postprocess import check_policy
-    from mailgate.jobs.webhook import check_webhook_url
+    from mailgate.jobs.webhook import check_webhook_url, shown_url
     from mailgate.mailboxes import MailboxStore
     from mailgate.paths import data_dir
     from mailgate.secret import Secret
@@ -180,6 +180,10 @@ def import_(
     destinations += [f"webhook {webhook}"] if webhook else []
     destinations += [f"command {shlex.join(argv)}"] if argv else []
     job_name = job or default_job_name(mailbox, destinations)
+    if webhook is not None:  # printed below: never with a key the URL may carry
+        destinations = [
+            f"webhook {shown_url(webhook)}" if d.startswith("webhook ") else d for d in destinations
+        ]
     options = ImportOptions(
         folder=folder or profile.default_folder,
         job=job_name,

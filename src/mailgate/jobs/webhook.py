@@ -45,6 +45,7 @@ __all__ = [
     "WebhookResult",
     "check_webhook_url",
     "retry_delay",
+    "shown_url",
     "sign",
     "verify_signature",
     "webhook_payload",
@@ -83,17 +84,30 @@ def verify_signature(body: bytes, secret: Secret, header: str) -> bool:
     return hmac.compare_digest(sign(body, secret), header.strip())
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit to print or store: no user info and no query (Azure Functions put their key
+    in ``?code=``, others in ``user:token@``)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "(an unparsable URL)"
+    hidden = "?…" if parsed.query else ""
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None)) + hidden
+
+
 def check_webhook_url(url: str) -> str:
     """An http(s) URL with a host; plain http only to loopback (the body carries mail)."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise InvalidInputError("--webhook", "an https:// URL", url) from exc
+        raise InvalidInputError("--webhook", "an https:// URL", shown_url(url)) from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidInputError("--webhook", "an https:// URL", url)
+        raise InvalidInputError("--webhook", "an https:// URL", shown_url(url))
     if parsed.scheme == "http" and parsed.host not in ("127.0.0.1", "localhost", "::1"):
         raise InvalidInputError(
-            "--webhook", "an https:// URL (plain http only to 127.0.0.1 or localhost)", url
+            "--webhook",
+            "an https:// URL (plain http only to 127.0.0.1 or localhost)",
+            shown_url(url),
         )
     return url
 
@@ -242,13 +256,13 @@ class WebhookClient:
                 response = await self.client.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 # The URL only: no header (the signature) and no body goes into the error.
-                error = f"{exc.__class__.__name__} posting to {self.url}"
+                error = f"{exc.__class__.__name__} posting to {shown_url(self.url)}"
             else:
                 status = response.status_code
                 if 200 <= status < 300:
                     return WebhookResult(True, status, attempt)
                 retry_after = response.headers.get("Retry-After")
-                error = f"HTTP {status} from {self.url}"
+                error = f"HTTP {status} from {shown_url(self.url)}"
             delay = retry_delay(status, attempt, retry_after)
             if delay is None:
                 return WebhookResult(False, status, attempt, error)
