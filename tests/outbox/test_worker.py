@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import select, update
 
-from mailgate.errors import MailgateError
 from mailgate.jobs.outbox import enqueue, list_entries
 from mailgate.jobs.outbox_worker import _HOST, Mode, OutboxWorker
 from mailgate.jobs.ratelimit import pacing_interval
@@ -61,7 +60,7 @@ class Post:
     """What the fake server received and what it will answer."""
 
     sent: list[tuple[str, bytes, tuple[str, ...], datetime]] = field(default_factory=list)
-    script: dict[str, list[MailgateError]] = field(default_factory=dict)  # subject -> errors
+    script: dict[str, list[Exception]] = field(default_factory=dict)  # subject -> errors
     sent_items: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = None
@@ -252,6 +251,21 @@ def test_permanent_failure_is_recorded_with_the_servers_text(
         bad.last_error or ""
     )
     assert bad.attempts == 1 and good.state == "sent"
+
+
+def test_an_unexpected_error_while_sending_is_an_unknown_outcome_not_a_lost_row(
+    store: StateStore, profiles: MailboxStore
+) -> None:
+    queue(store, profiles, "out", "odd", "good")
+    post, clock = Post(), FakeClock()
+    post.script["odd"] = [RuntimeError("a library bug")]
+    report = asyncio.run(
+        worker(store, profiles, post, clock, OutboxSettings()).run(["out"], Mode.UNTIL_EMPTY)
+    )
+    assert (report.sent, report.unknown) == (1, 1)
+    odd, good = list_entries(store)
+    assert odd.state == "failed" and "outcome unknown" in (odd.last_error or "")
+    assert "RuntimeError" in (odd.last_error or "") and good.state == "sent"
 
 
 def test_gives_up_after_max_attempts(store: StateStore, profiles: MailboxStore) -> None:

@@ -370,9 +370,21 @@ class OutboxWorker:
             except MailgateError as exc:
                 self._failed(profile, settings, claim, exc)
                 return
-            self._finish(claim.id, state="sent", sent_at=self.clock(), last_error=None)
-            self.report.sent += 1
-            self._emit("sent", claim.id, profile.name, claim.message_id)
+            except Exception as exc:  # not ours to classify: the server may have taken it
+                reason = (
+                    f"outcome unknown after an unexpected {type(exc).__name__} while sending: "
+                    f"check Sent Items, then `mailgate outbox retry {claim.id}`"
+                )
+                self._finish(claim.id, state="failed", last_error=reason)
+                self.report.unknown += 1
+                self._emit("unknown", claim.id, profile.name, reason)
+                return
+            if self._finish(claim.id, state="sent", sent_at=self.clock(), last_error=None):
+                self.report.sent += 1
+                self._emit("sent", claim.id, profile.name, claim.message_id)
+            else:  # the lease ran out mid-send and another worker took the row over
+                self.report.unknown += 1
+                self._emit("unknown", claim.id, profile.name, "lease lost while sending")
         finally:
             gate.release()
 
