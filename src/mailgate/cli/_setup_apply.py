@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import re
@@ -388,6 +389,16 @@ def run_apply(
             raise stopped_error(
                 failure, progress, name=request.name, base_url=base, stored_credential=stored
             ) from failure.error
+        except BaseException:
+            # Interrupted (Ctrl-C) or an unexpected error after the secret was made: its text
+            # exists only here, so keep it before giving up.
+            if progress.secret is not None:
+                with contextlib.suppress(Exception):
+                    if store():
+                        warn(
+                            f"stopped early; the new secret is stored as credential {credential!r}."
+                        )
+            raise
     stored_ok = store()
     blocks = exchange_steps(
         request.plan.protocol,
