@@ -364,14 +364,8 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_bench(
-    idp: SandboxController,
-    dovecot: DovecotServer,
-    scratch: Path,
-    out: Path,
-    count: int,
-    rounds: int,
-) -> None:
+def alice_token(idp: SandboxController) -> str:
+    """An IMAP token for the demo user alice, straight from MSAL (ROPC), for the baseline."""
     user = idp.user("alice")
     app = msal.PublicClientApplication(
         idp.app("mailgate-public")["client_id"],
@@ -381,9 +375,20 @@ def run_bench(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        token = app.acquire_token_by_username_password(user["upn"], user["password"], SCOPE)[
-            "access_token"
-        ]
+        result = app.acquire_token_by_username_password(user["upn"], user["password"], SCOPE)
+    return str(result["access_token"])
+
+
+def run_bench(
+    idp: SandboxController,
+    dovecot: DovecotServer,
+    scratch: Path,
+    out: Path,
+    count: int,
+    rounds: int,
+) -> None:
+    user = idp.user("alice")
+    token = alice_token(idp)
     address, context, port = user["upn"], idp.ssl_context(), dovecot.ports["imaps"]
     started = time.perf_counter()
     total, expected = load(dovecot, address, count)

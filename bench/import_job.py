@@ -17,15 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import msal  # noqa: E402
-from bench.imap_import import SCOPE, baseline, cli_setup, load  # noqa: E402
+from bench.imap_import import alice_token, baseline, cli_setup, load  # noqa: E402
 from tests.interop.dovecot import start_dovecot  # noqa: E402
 
 from mailgate.testing import SandboxController  # noqa: E402
@@ -82,17 +80,7 @@ def main() -> None:
         dovecot = start_dovecot(scratch / "idp", idp.description)
         try:
             user = idp.user("alice")
-            app = msal.PublicClientApplication(
-                idp.app("mailgate-public")["client_id"],
-                authority=idp.authority(),
-                instance_discovery=False,
-                http_client=idp.requests_session(),
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                token = app.acquire_token_by_username_password(
-                    user["upn"], user["password"], SCOPE
-                )["access_token"]
+            token = alice_token(idp)
             port, context = dovecot.ports["imaps"], idp.ssl_context()
             load(dovecot, user["upn"], args.messages)
             tmpfs.mkdir(exist_ok=True)

@@ -17,6 +17,14 @@ from mailgate.identity.clouds import GRAPH_CLI_CLIENT_ID
 SECRET_DAYS = 180  # admin/plan.py's SECRET_DAYS; tests/unit keeps them equal
 FORMATS = ("text", "markdown", "json")  # admin/render.py's FORMATS, likewise
 
+ProtocolOption = Annotated[str, typer.Option(help="imap, pop, smtp, ews or graph.")]
+FlowOption = Annotated[
+    str, typer.Option(help="client-credentials, certificate, ropc, auth-code or device-code.")
+]
+MailboxesOption = Annotated[
+    list[str] | None, typer.Option(help="A mailbox the app may use (repeatable).")
+]
+
 app = typer.Typer(
     help="Admin setup: app registration, consent, Exchange permissions.", no_args_is_help=True
 )
@@ -24,13 +32,9 @@ app = typer.Typer(
 
 @app.command("plan")
 def plan(
-    protocol: Annotated[str, typer.Option(help="imap, pop, smtp, ews or graph.")],
-    flow: Annotated[
-        str, typer.Option(help="client-credentials, certificate, ropc, auth-code or device-code.")
-    ],
-    mailbox: Annotated[
-        list[str] | None, typer.Option(help="A mailbox the app may use (repeatable).")
-    ] = None,
+    protocol: ProtocolOption,
+    flow: FlowOption,
+    mailbox: MailboxesOption = None,
     tenant: Annotated[str | None, typer.Option(help="Directory (tenant) ID or domain.")] = None,
     client_id: Annotated[
         str | None, typer.Option("--client-id", help="Application (client) ID.")
@@ -61,13 +65,9 @@ def plan(
 
 @app.command("apply")
 def apply(
-    protocol: Annotated[str, typer.Option(help="imap, pop, smtp, ews or graph.")],
-    flow: Annotated[
-        str, typer.Option(help="client-credentials, certificate, ropc, auth-code or device-code.")
-    ],
-    mailbox: Annotated[
-        list[str] | None, typer.Option(help="A mailbox the app may use (repeatable).")
-    ] = None,
+    protocol: ProtocolOption,
+    flow: FlowOption,
+    mailbox: MailboxesOption = None,
     tenant: Annotated[
         str | None,
         typer.Option(help="Directory (tenant) ID or domain (required unless --dry-run)."),
