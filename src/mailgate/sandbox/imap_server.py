@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from mailgate.protocols.sasl import parse_initial_response
-from mailgate.sandbox._streams import write_in_slices
+from mailgate.sandbox._streams import run_session, write_in_slices
 from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
 from mailgate.sandbox.imap_codec import (
     LITERAL_AT_END,
@@ -289,17 +289,7 @@ async def serve_imap(
     mail: SandboxMail, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     """Connection handler for ``asyncio.start_server``."""
-    session = ImapSession(mail, reader, writer)
-    try:
-        await session.run()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    except Exception:
-        log.exception("IMAP session failed")
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    await run_session(ImapSession(mail, reader, writer).run(), writer, log, "IMAP")
 
 
 MAX_LINE = _MAX_LINE

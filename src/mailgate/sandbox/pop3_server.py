@@ -15,7 +15,7 @@ import contextlib
 import logging
 
 from mailgate.protocols.sasl import parse_initial_response
-from mailgate.sandbox._streams import write_in_slices
+from mailgate.sandbox._streams import run_session, write_in_slices
 from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
 from mailgate.sandbox.mailaccess import SandboxMail
 from mailgate.sandbox.mailstore import StoredMailbox, StoredMessage
@@ -221,13 +221,4 @@ async def serve_pop3(
     mail: SandboxMail, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     """Connection handler for ``asyncio.start_server``."""
-    try:
-        await Pop3Session(mail, reader, writer).run()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    except Exception:
-        log.exception("POP3 session failed")
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    await run_session(Pop3Session(mail, reader, writer).run(), writer, log, "POP3")
