@@ -19,12 +19,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from mailgate.errors import InvalidInputError, TokenRequestError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "ENV_SECRET",
@@ -131,6 +132,9 @@ def post_alert(
     transport: httpx.BaseTransport | None = None,
 ) -> AlertResult:
     """POST ``payload`` as JSON to ``url``; never raises (the caller's work matters more)."""
+    # httpx is imported on use: every command that acquires a token imports this module.
+    import httpx
+
     body = encode(payload)
     headers = {"Content-Type": "application/json", "User-Agent": "mailgate-alert"}
     if secret:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import ssl
-from typing import cast
 
 import pytest
 
@@ -13,6 +12,7 @@ from mailgate.errors import ConfigurationError, TransportError
 from mailgate.protocols._mailstream import (
     READER_LIMIT,
     MailStream,
+    Receiver,
     check_security,
     is_loopback,
     open_stream,
@@ -112,9 +112,11 @@ def test_data_before_the_tls_handshake_is_refused() -> None:
     # STARTTLS injection: bytes that arrived in clear after the go-ahead must not be read as
     # if TLS had protected them.
     async def go() -> None:
-        reader = asyncio.StreamReader()
-        reader.feed_data(b"M1 OK Begin TLS\r\n* CAPABILITY injected\r\n")
-        stream = MailStream(reader, cast(asyncio.StreamWriter, None), "mail.example", 143, 5)
+        receiver = Receiver()
+        sent = b"M1 OK Begin TLS\r\n* CAPABILITY injected\r\n"
+        receiver.get_buffer(len(sent))[: len(sent)] = sent
+        receiver.buffer_updated(len(sent))
+        stream = MailStream(receiver, "mail.example", 143, 5)
         assert await stream.readline() == b"M1 OK Begin TLS\r\n"
         await stream.start_tls(ssl.create_default_context())
 

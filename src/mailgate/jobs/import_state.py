@@ -3,6 +3,9 @@
 Every change is one statement over a whole batch (an executemany of inserts or of updates by
 primary key) in its own transaction, so recording 1,000 messages costs one commit, not 1,000.
 The commit is what makes a state durable (SQLite ``synchronous=FULL``, PostgreSQL's WAL).
+The statements are Core ones on the table: the ORM's bulk update spends Python time on every
+row (a tenth of an import's client time in the import benchmark), the driver's executemany
+does not.
 """
 
 from __future__ import annotations
@@ -11,13 +14,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from mailgate.jobs.import_keys import DELIVERED, DONE, ItemKey
 from mailgate.store import StateStore
 from mailgate.store.models import ProcessedMessage, utcnow
 
 __all__ = ["ImportLedger", "LedgerRow"]
+
+_TABLE: Table = ProcessedMessage.__table__  # type: ignore[assignment]
+
+
+def _update_by_id(session: Any, changes: Sequence[dict[str, Any]]) -> None:
+    """UPDATE rows by id, one executemany per set of columns changed (usually one)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(change), []).append(change)
+    for columns, rows in groups.items():
+        statement = (
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in columns if name != "id"})
+        )
+        session.execute(statement, [row | {"row_id": row["id"]} for row in rows])
 
 
 @dataclass
@@ -84,8 +103,8 @@ class ImportLedger:
         new = [key for key in keys if key not in known]
         with self.store.session(write=True) as session:
             if ids:
-                session.execute(
-                    update(ProcessedMessage),
+                _update_by_id(
+                    session,
                     [
                         {"id": row_id, "state": state, "error": None, "updated_at": now} | values
                         for row_id in ids.values()
@@ -106,12 +125,13 @@ class ImportLedger:
                     | values
                     for key in new
                 ]
-                returned = session.scalars(
-                    insert(ProcessedMessage).returning(
-                        ProcessedMessage.id, sort_by_parameter_order=True
-                    ),
-                    rows,
-                ).all()
+                returned = (
+                    session.execute(
+                        insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True), rows
+                    )
+                    .scalars()
+                    .all()
+                )
                 ids.update(zip(new, returned, strict=True))
         for key, row_id in ids.items():
             known[key] = LedgerRow(row_id, key, state, None, None)
@@ -124,4 +144,4 @@ class ImportLedger:
         if not batch:
             return
         with self.store.session(write=True) as session:
-            session.execute(update(ProcessedMessage), batch)
+            _update_by_id(session, batch)

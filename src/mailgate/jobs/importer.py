@@ -11,7 +11,7 @@ The Python API under ``mailgate import``. Per batch (``import.batch_size`` messa
    ``UID FETCH``) into hashed temporary files and published under deterministic names;
 3. one sync makes the batch's files durable; webhooks get their 2xx, commands their exit 0;
 4. the batch is recorded ``delivered`` (or ``failed``: not post-processed, retried next run);
-5. post-processing, then ``done``.
+5. post-processing, then ``done`` (with ``after = keep`` step 4 records ``done`` at once).
 
 A crash anywhere leaves each message in a state the next run finishes from (see
 :mod:`mailgate.jobs.import_keys`): nothing delivered twice, nothing post-processed before its
@@ -295,8 +295,9 @@ class _ImportRun:
         await self._deliver_elsewhere(deliveries)
         delivered = await self._record(todo, deliveries, too_large)
         if delivered:
-            await self._postprocess(delivered)
-            self._mark_done(delivered)
+            if self.policy.after is not PostProcess.KEEP:
+                await self._postprocess(delivered)
+                self._mark_done(delivered)
             self.report.postprocessed += len(delivered)
 
     async def _fetch(
@@ -494,7 +495,9 @@ class _ImportRun:
                 self.report.failed.append(outcome)
                 self.hashes.pop(item.sha256, None)
             else:
-                change["state"] = DELIVERED
+                # Keeping the message is all its post-processing: done once delivered, with no
+                # second transaction per batch.
+                change["state"] = DONE if self.policy.after is PostProcess.KEEP else DELIVERED
                 delivered.append(ref)
                 if delivery.duplicate_of is not None:
                     outcome.note = f"duplicate of {delivery.duplicate_of}"

@@ -76,7 +76,12 @@ _SPACES = re.compile(r"\s+")
 
 def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     """``2026-11-23 Invoice 4711 [a1b2c3d4].eml`` (the short id keeps same-subject mail apart)."""
-    stamp = date.strftime("%Y-%m-%d %H%M") if date else "undated"
+    # Formatted by hand: strftime was a tenth of a bulk save's naming time.
+    stamp = (
+        f"{date.year:04d}-{date.month:02d}-{date.day:02d} {date.hour:02d}{date.minute:02d}"
+        if date
+        else "undated"
+    )
     short = _NOT_ALNUM.sub("", ref_id)[-8:] or "msg"
     # Slashes in a subject are not paths; keep the whole subject visible.
     title = _SPACES.sub(" ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
