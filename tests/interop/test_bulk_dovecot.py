@@ -6,6 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pytest
+
+from mailgate.protocols import imap_bulk
 from mailgate.protocols.base import MessageRef, SearchCriteria
 from mailgate.protocols.imap_bulk import fetch_many
 from mailgate.protocols.imap_results import AttachmentPart
@@ -34,10 +37,18 @@ class Sink:
         dest.close()
 
 
-def test_fetch_many_eml_and_attachments(imap: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("split_limit", ["default", "mixed"])
+def test_fetch_many_eml_and_attachments(
+    imap: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split_limit: str
+) -> None:
     subject = f"Bulk {uuid.uuid4().hex[:8]}"
     folder = f"Bulk {uuid.uuid4().hex[:6]}"
     raws = [with_attachment(subject), message(subject), with_attachment(subject)]
+    if split_limit == "mixed":
+        # The messages with attachments count as too large to split in memory: they are only
+        # streamed in the bulk FETCH and their attachments come from the server afterwards.
+        assert len(raws[1]) < len(raws[0])
+        monkeypatch.setattr(imap_bulk, "CLIENT_SPLIT_LIMIT", len(raws[1]))
 
     async def go() -> tuple[list[MessageRef], Sink, Sink, Sink]:
         async with imap() as box:

@@ -269,17 +269,13 @@ async def _fetch_batch(
     validity = await box.select(folder)
     parts: dict[int, list[AttachmentPart]] = {}
     if attachments and mime:
-        sizes = await box.fetch_items(uids, b"(UID RFC822.SIZE)")
-        small = [
-            u
-            for u in uids
-            if int(str(sizes.get(u, {}).get("RFC822.SIZE", 0))) <= CLIENT_SPLIT_LIMIT
-        ]
-        large = [u for u in uids if u not in set(small)]
-        if small:
-            await _run_fetch(box, folder, validity, small, b"(UID BODY.PEEK[])", {}, sink, True)
+        # The literal's size says which messages are small enough to split here; the others
+        # are only streamed, and their attachments asked of the server afterwards. (No size
+        # round trip first: it cost a sixth of a bulk save with attachments.)
+        large = await _run_fetch(
+            box, folder, validity, uids, b"(UID BODY.PEEK[])", {}, sink, split=True
+        )
         if large:
-            await _fetch_batch(box, folder, large, sink, True, False)
             await _fetch_batch(box, folder, large, sink, False, True)
         return
     if attachments:
@@ -310,8 +306,11 @@ async def _run_fetch(
     parts: dict[int, list[AttachmentPart]],
     sink: MessageSink,
     split: bool = False,
-) -> None:
+) -> list[int]:
+    """Run one bulk FETCH into ``sink``; with ``split``, returns the UIDs of the messages too
+    large (over :data:`CLIENT_SPLIT_LIMIT`) to split in memory."""
     current: list[_Target] = []
+    large: list[int] = []
     whole = isinstance(sink, WholeMessageSink)
 
     def literal_sink(chunks: Sequence[bytes], size: int) -> BinaryIO | None:
@@ -329,7 +328,11 @@ async def _run_fetch(
             if part is None:
                 return None
         ref = MessageRef(folder, f"{validity}:{uid}")
-        target = _Target(sink, ref, part, size, split and part is None, whole)
+        split_here = split and part is None
+        if split_here and size > CLIENT_SPLIT_LIMIT:
+            split_here = False
+            large.append(uid)
+        target = _Target(sink, ref, part, size, split_here, whole)
         current.append(target)
         return target  # type: ignore[return-value]  # file-like: write() is all that is used
 
@@ -339,3 +342,4 @@ async def _run_fetch(
         for target in current:
             target.abort()
         raise
+    return large
