@@ -156,13 +156,16 @@ class MailboxConnector:
             return f"{cloud.exchange_resource}/EWS/Exchange.asmx"
         return f"{cloud.graph_resource}/v1.0"
 
-    def ssl_context(self, profile: MailboxProfile) -> ssl.SSLContext:
-        context = ssl.create_default_context()
+    def ca_files(self, profile: MailboxProfile) -> tuple[str, ...]:
+        """The CA files trusted for ``profile`` besides the system's (its own, the sandbox's)."""
         credential = self.provider.vault.get(profile.credential)
         cloud = self.provider.cloud(credential)
-        for extra in (profile.ca_file, cloud.ca_file):
-            if extra:
-                context.load_verify_locations(cafile=extra)
+        return tuple(str(extra) for extra in (profile.ca_file, cloud.ca_file) if extra)
+
+    def ssl_context(self, profile: MailboxProfile) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        for extra in self.ca_files(profile):
+            context.load_verify_locations(cafile=extra)
         return context
 
     async def token(self, profile: MailboxProfile) -> AccessToken:
@@ -188,6 +191,7 @@ class MailboxConnector:
                 token_source=token_source,
                 security=endpoint.security,
                 ssl_context=context,
+                ca_files=self.ca_files(profile),
             )
         if profile.protocol is Protocol.EWS:
             from mailgate.protocols.ews import EwsMailbox

@@ -201,6 +201,16 @@ def test_send_then_get_save_with_attachment(mcli: Cli, tmp_path: Path) -> None:
         assert all(Path(a).resolve().is_relative_to(out.resolve()) for a in row["attachments"])
 
 
+@pytest.mark.parametrize("count", ["0", "9"])
+def test_get_connections_out_of_range_is_a_usage_error(
+    mcli: Cli, tmp_path: Path, count: str
+) -> None:
+    result = mcli("get", "in", "--save", str(tmp_path / "out"), "--connections", count)
+    assert result.code == 2 and "--connections" in result.err
+    assert not (tmp_path / "out").exists()
+    assert_no_traceback(result)
+
+
 def test_pop_cannot_move_says_so(mcli: Cli) -> None:
     _mailbox(mcli, "p", "daemon", "pop", "approvals")
     result = mcli("send", "p", "--to", f"alice@{DOMAIN}", "--subject", "x", "--text", "y")

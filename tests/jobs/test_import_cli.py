@@ -262,8 +262,33 @@ def test_oversize_mail_is_set_aside_and_the_rest_imported(
     assert sandboxed.hashes(USER, "inbox") == []
 
 
+def test_helper_connections_share_a_large_import(sandboxed: Sandboxed, tmp_path: Path) -> None:
+    # Small batches make 40 messages a large import: one helper process with its own IMAP
+    # connection to the sandbox (trust rebuilt from the sandbox CA) fetches half of each batch.
+    sandboxed.clear(USER)
+    messages = [make_message(i, attachment=i % 3 == 0, tag="par") for i in range(40)]
+    sandboxed.fill(USER, messages)
+    sandboxed.mailbox("in", "imap", USER)
+    out = tmp_path / "out"
+    args = ["import", "in", "--to", str(out), "--batch-size", "10", "--json"]
+    result = sandboxed.cli(*args, "--connections", "2", "--after", "mark-read")
+    assert result.code == 0, result.text
+    report = json.loads(result.out)
+    assert report["connections"] == 2 and report["delivered"] == 40 and not report["failed"]
+    assert sorted(eml_hashes(out)) == sorted(sha(m) for m in messages)  # each once, intact
+    attachments = list(out.glob("*.attachments/invoice.pdf"))
+    assert len(attachments) == 14 and {a.read_bytes() for a in attachments} == {b"%PDF-1.4 fake"}
+    assert _states(sandboxed) == {"done": 40}
+    assert all("\\Seen" in m.flags for m in sandboxed.box(USER).messages("inbox"))
+    assert not list(out.glob(".mailgate-*")) and not list(out.glob(".*.part"))
+    one = sandboxed.cli(*args, "--connections", "1", "--job", "single")
+    assert json.loads(one.out)["connections"] == 1
+
+
 ERRORS = {
     "unknown mailbox": (["nosuch", "--to", "{out}"], 2, "no mailbox named 'nosuch'"),
+    "no connections": (["in", "--to", "{out}", "--connections", "0"], 2, "connections"),
+    "too many connections": (["in", "--to", "{out}", "--connections", "9"], 2, "connections"),
     "bad --after": (["in", "--to", "{out}", "--after", "shred"], 2, "keep, mark-read, move"),
     "permanent without confirmation": (
         ["in", "--to", "{out}", "--after", "permanent-delete"],

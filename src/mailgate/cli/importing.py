@@ -120,6 +120,10 @@ def import_(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Messages per fetch, sync and record.")
     ] = None,
+    connections: Annotated[
+        int | None,
+        typer.Option(help="IMAP connections a large import may use at once (1: just one)."),
+    ] = None,
     attachments: Annotated[
         bool, typer.Option("--attachments/--no-attachments", help="Extract attachments (--to).")
     ] = True,
@@ -153,6 +157,7 @@ def import_(
         "import.max_size": max_size,
         "import.oversize_folder": oversize_folder,
         "import.batch_size": batch_size,
+        "import.connections": connections,
     }
     resolved = _settings(mailbox, job, overrides)
     settings = resolved.settings.import_
@@ -194,6 +199,7 @@ def import_(
         command=argv,
         attachments=attachments,
         batch_size=settings.batch_size,
+        connections=settings.connections,
         webhook_secret=secret,
         sync=sync,
         spool=data_dir() / "spool" / job_name,

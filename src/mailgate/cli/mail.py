@@ -27,6 +27,8 @@ from mailgate.errors import InvalidInputError
 from mailgate.mailboxes import MailboxProfile, MailboxStore, parse_address, parse_profile_name
 from mailgate.paths import data_dir
 from mailgate.protocols.base import (
+    DEFAULT_CONNECTIONS,
+    MAX_CONNECTIONS,
     MessageSummary,
     Protocol,
     SearchCriteria,
@@ -228,6 +230,7 @@ async def _get(
     save: Path | None,
     attachments: bool,
     quiet: bool,
+    connections: int,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     from mailgate.jobs.get import get_messages
 
@@ -244,6 +247,7 @@ async def _get(
             attachments=attachments,
             on_found=on_found,
             advance=advance,
+            connections=connections,
         )
     rows: list[dict[str, Any]] = []
     for summary in result.summaries:
@@ -276,6 +280,14 @@ def get(
         bool, typer.Option("--attachments/--no-attachments", help="Extract attachments.")
     ] = True,
     json_output: Annotated[bool, typer.Option("--json")] = False,
+    connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_CONNECTIONS,
+            help="IMAP connections a large save may use at once (1: just one).",
+        ),
+    ] = DEFAULT_CONNECTIONS,
 ) -> None:
     """List (or save) messages matching the filters; nothing is changed in the mailbox."""
     profile = _store().get(mailbox)
@@ -292,6 +304,7 @@ def get(
             save,
             attachments,
             json_output,
+            connections,
         )
     )
     for problem in problems:

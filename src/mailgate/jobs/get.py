@@ -15,9 +15,16 @@ from pathlib import Path
 from mailgate.connect import MailboxConnector
 from mailgate.mail.save import DirectorySink, SavedMessage
 from mailgate.mailboxes import MailboxProfile
-from mailgate.protocols.base import Mailbox, MessageRef, MessageSummary, SearchCriteria
+from mailgate.protocols.base import (
+    DEFAULT_CONNECTIONS,
+    Mailbox,
+    MessageRef,
+    MessageSummary,
+    SearchCriteria,
+)
 from mailgate.protocols.imap import ImapMailbox
 from mailgate.protocols.imap_bulk import fetch_many
+from mailgate.protocols.imap_parallel import FetchPool, helpers_for
 
 __all__ = ["GetResult", "get_messages"]
 
@@ -40,6 +47,7 @@ async def _save_all(
     directory: Path,
     attachments: bool,
     advance: Callable[[int], None],
+    connections: int,
 ) -> DirectorySink:
     sink = DirectorySink(directory)
     if isinstance(mailbox, ImapMailbox):
@@ -50,7 +58,11 @@ async def _save_all(
             advance(handled - done)
             done = handled
 
-        await fetch_many(mailbox, refs, sink, attachments=attachments, progress=progress)
+        helpers = helpers_for(len(refs), connections)
+        async with await FetchPool.start(mailbox, helpers) as pool:
+            await fetch_many(
+                mailbox, refs, sink, attachments=attachments, progress=progress, pool=pool
+            )
         return sink
     for ref in refs:
         await sink.fetch_one(ref, partial(mailbox.fetch_mime, ref), attachments)
@@ -69,10 +81,13 @@ async def get_messages(
     attachments: bool = True,
     on_found: Callable[[int], None] = lambda _n: None,
     advance: Callable[[int], None] = lambda _n: None,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> GetResult:
     """Search ``folder`` (default: the profile's) and fetch headers; save when ``save`` is set.
 
     ``on_found`` gets the number of matches before saving starts, ``advance`` the progress.
+    ``connections``: IMAP connections a large save may use at once (helper processes, see
+    :mod:`mailgate.protocols.imap_parallel`); 1 keeps it to one.
     """
     async with connector.adapter(profile) as mailbox:
         refs = await mailbox.search(folder or profile.default_folder, criteria, limit)
@@ -81,6 +96,6 @@ async def get_messages(
             return GetResult(await mailbox.fetch_headers(refs) if refs else [])
         # Saving streams every message anyway: summaries come from the headers on the way,
         # not from a second round of header fetches.
-        sink = await _save_all(mailbox, refs, save, attachments, advance)
+        sink = await _save_all(mailbox, refs, save, attachments, advance, connections)
     summaries = [s.summary for ref in refs if (s := sink.saved.get(ref.id)) and s.summary]
     return GetResult(summaries, sink.saved)

@@ -28,6 +28,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -188,6 +189,10 @@ class MessageFile(io.RawIOBase):
             self.path.unlink(missing_ok=True)
 
 
+def _ignore(item: Fetched) -> None:
+    """A helper's sink hands its messages back through ``export`` instead."""
+
+
 @dataclass
 class Fetched:
     """One message streamed into a temporary file."""
@@ -284,6 +289,24 @@ class FetchSink:
         assert isinstance(dest, MessageFile)
         dest.discard()
 
+    # -- helper connections (mailgate.protocols.imap_parallel) ---------------------------------
+
+    def recipe(self) -> Callable[[], FetchSink]:
+        """Builds a sink into the same spool in a helper process; no copies are kept there
+        (the bytes would cross the pipe twice): attachments are split from the file."""
+        return partial(
+            FetchSink, self.spool, _ignore, keep_copies=False, sync=self.sync, limit=self.limit
+        )
+
+    def export(self) -> list[Fetched]:
+        return list(self.fetched.values())
+
+    def absorb(self, exported: list[Fetched]) -> None:
+        """A helper's messages, handed on as if fetched here."""
+        for item in exported:
+            self.fetched[item.ref.id] = item
+            self.on_fetched(item)
+
     def discard_all(self) -> None:
         """Remove every temporary file still here (delivered ones were linked elsewhere)."""
         for item in self.fetched.values():
@@ -372,8 +395,11 @@ class DirectoryDestination:
         shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed
         try:
             staging.mkdir()
-            if item.copy is not None:
-                parts = split_attachments(item.copy)
+            data = item.copy
+            if data is None and item.size <= CLIENT_SPLIT_LIMIT:
+                data = saved.eml.read_bytes()  # fetched by a helper connection: no copy here
+            if data is not None:
+                parts = split_attachments(data)
                 out = staging / "files"
                 found = bool(parts)
                 if found:

@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mailgate.errors import MailgateError
 from mailgate.jobs.import_files import (
@@ -53,9 +53,17 @@ from mailgate.jobs.import_keys import (
 )
 from mailgate.jobs.import_state import ImportLedger, LedgerRow
 from mailgate.jobs.postprocess import Policy, is_oversize
-from mailgate.protocols.base import Mailbox, MessageRef, Operation, Protocol, SearchCriteria
+from mailgate.protocols.base import (
+    DEFAULT_CONNECTIONS,
+    Mailbox,
+    MessageRef,
+    Operation,
+    Protocol,
+    SearchCriteria,
+)
 from mailgate.protocols.imap import ImapMailbox, parse_message_id
 from mailgate.protocols.imap_bulk import fetch_many
+from mailgate.protocols.imap_parallel import FetchPool, helpers_for
 from mailgate.secret import Secret
 from mailgate.settings import PostProcess
 from mailgate.store import StateStore
@@ -84,6 +92,7 @@ class ImportOptions:
     command: Sequence[str] | None = None
     attachments: bool = True
     batch_size: int = 1000
+    connections: int = DEFAULT_CONNECTIONS  # IMAP: helper connections share the fetching
     webhook_secret: Secret | None = None
     sync: SyncMode = SyncMode.BATCH
     spool: Path | None = None  # where .eml files wait for a webhook/command without --to
@@ -115,6 +124,7 @@ class ImportReport:
     redelivered: int = 0  # found at the destination from a run that was interrupted
     postprocessed: int = 0
     skipped: int = 0  # done in an earlier run
+    connections: int = 1  # IMAP connections that fetched (helpers included)
     duplicates: list[MessageOutcome] = field(default_factory=list)
     oversize: list[MessageOutcome] = field(default_factory=list)
     failed: list[MessageOutcome] = field(default_factory=list)
@@ -129,6 +139,7 @@ class ImportReport:
             "redelivered": self.redelivered,
             "postprocessed": self.postprocessed,
             "skipped": self.skipped,
+            "connections": self.connections,
             "duplicates": [m.as_dict() for m in self.duplicates],
             "oversize": [m.as_dict() for m in self.oversize],
             "failed": [m.as_dict() for m in self.failed],
@@ -170,6 +181,7 @@ class _ImportRun:
         self.hashes: dict[str, str] = {}
         self.created: set[str] = set()
         self.directory: DirectoryDestination | None = None
+        self.pool: FetchPool | None = None
         if options.to is not None:
             self.directory = DirectoryDestination(
                 options.to, attachments=options.attachments, sync=options.sync
@@ -233,8 +245,19 @@ class _ImportRun:
             )
             self.advance(len([r for r in postprocess if self.key(r) in found]))
         size = self.options.batch_size
-        for start in range(0, len(deliver), size):
-            await self._batch(deliver[start : start + size])
+        helpers = 0
+        if isinstance(self.box, ImapMailbox):
+            helpers = helpers_for(len(deliver), self.options.connections, size)
+        async with await self._pool(helpers) as self.pool:
+            for start in range(0, len(deliver), size):
+                await self._batch(deliver[start : start + size])
+            self.report.connections = 1 + self.pool.size
+
+    async def _pool(self, helpers: int) -> FetchPool:
+        assert isinstance(self.box, ImapMailbox) or not helpers
+        if not helpers:
+            return FetchPool()
+        return await FetchPool.start(cast(ImapMailbox, self.box), helpers)
 
     def _mark_done(self, refs: list[MessageRef]) -> None:
         self.ledger.record({"id": self.known[self.key(r)].id, "state": DONE} for r in refs)
@@ -315,7 +338,9 @@ class _ImportRun:
         too_large: list[MessageRef] = []
         try:
             if isinstance(self.box, ImapMailbox):
-                await fetch_many(self.box, refs, sink, attachments=False, batch=len(refs))
+                await fetch_many(
+                    self.box, refs, sink, attachments=False, batch=len(refs), pool=self.pool
+                )
             else:
                 for ref in refs:
                     sink.limit = None if sizes.get(ref.id) is not None else self.policy.max_size

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -363,6 +364,19 @@ class DirectorySink:
         except OSError as exc:
             raise io_error("save the message in", self.directory, exc) from exc
         self.saved[ref.id] = SavedMessage(final, size, summary=summary)
+
+    # -- helper connections (mailgate.protocols.imap_parallel) ---------------------------------
+
+    def recipe(self) -> Callable[[], DirectorySink]:
+        """Builds a sink for the same directory in a helper process (names never collide:
+        each is taken with O_EXCL or link, and temporary names carry the process id)."""
+        return partial(DirectorySink, self.directory)
+
+    def export(self) -> dict[str, SavedMessage]:
+        return self.saved
+
+    def absorb(self, exported: dict[str, SavedMessage]) -> None:
+        self.saved.update(exported)
 
     def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None:
         assert isinstance(dest, _Writer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import ClassVar
 
 from mailgate.errors import ConfigurationError
@@ -32,6 +33,7 @@ class SocketMailbox(Mailbox):
         ssl_context: ssl.SSLContext | None = None,
         mechanism: str = "XOAUTH2",
         timeout: float = 30.0,
+        ca_files: Sequence[str] | None = None,
     ) -> None:
         if mechanism.upper() not in ("XOAUTH2", "OAUTHBEARER"):
             raise ConfigurationError(
@@ -46,8 +48,17 @@ class SocketMailbox(Mailbox):
         self.ssl_context = ssl_context
         self.mechanism = mechanism.upper()
         self.timeout = timeout
+        # The CA files ``ssl_context`` trusts besides the system's, so that another process can
+        # build the same context (helper connections); None when that is not known.
+        self.ca_files: tuple[str, ...] | None = (
+            tuple(ca_files) if ca_files is not None else (() if ssl_context is None else None)
+        )
         self._token_source = token_source
         self._init_state()
+
+    async def access_token(self) -> str:
+        """The bearer token this mailbox signs in with (from its token source)."""
+        return await self._token_source()
 
     def _init_state(self) -> None:
         """Set the subclass's own connection state (called at the end of ``__init__``)."""

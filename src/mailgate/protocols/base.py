@@ -27,6 +27,8 @@ from typing import BinaryIO, ClassVar
 from mailgate.errors import AuthenticationError, AuthorizationError, ProtocolError, TransportError
 
 __all__ = [
+    "DEFAULT_CONNECTIONS",
+    "MAX_CONNECTIONS",
     "Folder",
     "MailAuthenticationError",
     "Mailbox",
@@ -41,6 +43,11 @@ __all__ = [
     "TokenSource",
     "UnsupportedOperation",
 ]
+
+# Bulk IMAP fetches (``get --save``, import) may share their batches among this many
+# connections, the extra ones in helper processes (mailgate.protocols.imap_parallel).
+DEFAULT_CONNECTIONS = 2
+MAX_CONNECTIONS = 8  # servers limit concurrent connections per mailbox; stay well below
 
 
 class Protocol(StrEnum):

@@ -25,11 +25,13 @@ parse of every BODYSTRUCTURE and the decoded bytes on the wire.)
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import quopri
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef
@@ -38,14 +40,19 @@ from mailgate.protocols.imap_attachments import split_attachments
 from mailgate.protocols.imap_commands import sequence_set
 from mailgate.protocols.imap_results import AttachmentPart, attachment_parts
 
+if TYPE_CHECKING:
+    from mailgate.protocols.imap_parallel import FetchPool
+
 __all__ = [
     "CLIENT_SPLIT_LIMIT",
     "WHOLE_MESSAGE_LIMIT",
     "Base64Decoder",
     "MessageSink",
+    "PortableSink",
     "WholeMessageSink",
     "fetch_many",
     "literal_target",
+    "run_batch",
 ]
 
 CLIENT_SPLIT_LIMIT = 4 * 1024 * 1024
@@ -79,6 +86,22 @@ class WholeMessageSink(MessageSink, Protocol):
     """
 
     def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None: ...
+
+
+@runtime_checkable
+class PortableSink(Protocol):
+    """A message sink that helper processes can rebuild and whose results travel back.
+
+    ``recipe``: a picklable callable that builds an equivalent sink in another process;
+    ``export`` (in the helper): what the sink completed, picklable; ``absorb`` (here): take
+    what a helper's sink exported as if this sink had completed it.
+    """
+
+    def recipe(self) -> Callable[[], Any]: ...
+
+    def export(self) -> Any: ...
+
+    def absorb(self, exported: Any) -> None: ...
 
 
 def literal_target(chunks: Sequence[bytes]) -> tuple[int | None, str | None]:
@@ -237,28 +260,73 @@ async def fetch_many(
     attachments: bool = False,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    pool: FetchPool | None = None,
 ) -> int:
     """Fetch each message's MIME (``mime``) and/or decoded attachments into ``sink``.
 
-    Returns the number of messages handled. A failure mid-transfer aborts the open file and
-    raises (TransportError for the network); files completed before stay completed.
+    With a ``pool`` of helper connections (and a :class:`PortableSink`), batches are shared
+    between this connection and the helpers, each taking the next one when done; batches are
+    then cut smaller so that every connection gets some. Returns the number of messages
+    handled. A failure mid-transfer aborts the open file and raises (TransportError for the
+    network); files completed before stay completed.
     """
     groups: dict[str, list[tuple[int, int]]] = {}
     for ref in refs:
         groups.setdefault(ref.folder, []).append(parse_message_id(ref))
-    handled = 0
+    helpers = pool.helpers if pool is not None and isinstance(sink, PortableSink) else []
+    queue: deque[tuple[str, int, list[int]]] = deque()
     for folder, ids in groups.items():
         uids = await box.select_uids(folder, ids)
-        for start in range(0, len(uids), batch):
-            chunk = uids[start : start + batch]
-            await _fetch_batch(box, folder, chunk, sink, mime, attachments)
-            handled += len(chunk)
-            if progress:
-                progress(handled)
+        validity = await box.select(folder)
+        size = batch if not helpers else max(1, min(batch, -(-len(uids) // (len(helpers) + 1))))
+        for start in range(0, len(uids), size):
+            queue.append((folder, validity, uids[start : start + size]))
+    handled = 0
+
+    def done(count: int) -> None:
+        nonlocal handled
+        handled += count
+        if progress:
+            progress(handled)
+
+    async def here() -> None:
+        while queue:
+            folder, _validity, chunk = queue.popleft()
+            await run_batch(box, folder, chunk, sink, mime, attachments)
+            done(len(chunk))
+
+    if not helpers:
+        await here()
+        return handled
+    assert pool is not None
+
+    async def there(helper: Any) -> None:
+        while queue:
+            folder, validity, chunk = queue.popleft()
+            if not await pool.run(
+                helper, folder, validity, chunk, cast(PortableSink, sink), mime, attachments
+            ):
+                queue.appendleft((folder, validity, chunk))  # not started: someone else's
+                return
+            done(len(chunk))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(here())
+            for helper in list(helpers):
+                group.create_task(there(helper))
+    except BaseExceptionGroup as failed:
+        # One failure cancels the rest; report the first real one, as one connection would.
+        first = next(
+            (e for e in failed.exceptions if not isinstance(e, asyncio.CancelledError)),
+            failed.exceptions[0],
+        )
+        raise first from None
+    await here()  # batches a helper gave back after this connection had run out of work
     return handled
 
 
-async def _fetch_batch(
+async def run_batch(
     box: ImapMailbox,
     folder: str,
     uids: list[int],
@@ -276,7 +344,7 @@ async def _fetch_batch(
             box, folder, validity, uids, b"(UID BODY.PEEK[])", {}, sink, split=True
         )
         if large:
-            await _fetch_batch(box, folder, large, sink, False, True)
+            await run_batch(box, folder, large, sink, False, True)
         return
     if attachments:
         structures = await box.fetch_items(uids, b"(UID BODYSTRUCTURE)")

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from mailgate.errors import MailgateError
+from mailgate.protocols.base import DEFAULT_CONNECTIONS, MAX_CONNECTIONS
 from mailgate.secret import Secret
 
 __all__ = [
@@ -94,6 +95,7 @@ class ImportSettings(_Section):
     max_size: Size = 25 * MiB
     oversize_folder: str = Field(default="mailgate-oversize", min_length=1, max_length=255)
     batch_size: int = Field(default=1000, ge=1, le=10_000)
+    connections: int = Field(default=DEFAULT_CONNECTIONS, ge=1, le=MAX_CONNECTIONS)
     webhook_secret: SecretValue = None
 
 

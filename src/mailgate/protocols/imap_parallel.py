@@ -1,0 +1,360 @@
+"""Helper IMAP connections in child processes, so a bulk fetch uses more than one CPU core.
+
+A bulk save is bound by the client's CPU (TLS, cutting literals, naming and writing files),
+and Python runs that on one core however many connections it opens. :class:`FetchPool` starts
+helper processes (``python -m mailgate.protocols.imap_parallel``), each with its own IMAP
+connection for the same mailbox, and :func:`~mailgate.protocols.imap_bulk.fetch_many` hands
+whole batches to them next to the batches it fetches itself.
+
+What crosses the pipes (length-prefixed pickles between this process and children it started,
+never from anyone else): the connection recipe with the access token (stdin, not the command
+line or the environment, where other local users could read it), then per batch the folder,
+its UIDVALIDITY, the UIDs and how to build the sink (:class:`PortableSink`); back come what the
+sink completed, or the error as (class, message, remedy).
+
+A helper that cannot connect is dropped before it was given anything and its batch goes back to
+the queue: the fetch goes on with fewer connections. A helper that fails during a batch fails
+the fetch, as the main connection would: files it completed stay completed (the same rule as
+one connection), an import's temporary files are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import ssl
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import mailgate
+from mailgate import errors
+from mailgate.errors import MailgateError, TransportError
+from mailgate.protocols import base, imap
+from mailgate.protocols.base import Security
+from mailgate.protocols.imap import BATCH, ImapMailbox, UidValidityChangedError
+from mailgate.protocols.imap_bulk import PortableSink, run_batch
+
+__all__ = [
+    "MIN_BATCHES_PER_HELPER",
+    "ConnectionRecipe",
+    "FetchPool",
+    "decode_frame_size",
+    "encode_frame",
+    "helpers_for",
+    "portable_error",
+    "restore_error",
+]
+
+MIN_BATCHES_PER_HELPER = 2  # a helper costs a process start, a TLS handshake and a login
+_HEADER = struct.Struct("!Q")
+
+
+@dataclass(frozen=True)
+class ConnectionRecipe:
+    """Everything a helper needs to open the same IMAP connection (the token included)."""
+
+    address: str
+    host: str
+    port: int
+    security: Security
+    mechanism: str
+    timeout: float
+    ca_files: tuple[str, ...]
+    token: str = field(repr=False)
+
+    def mailbox(self) -> ImapMailbox:
+        context = ssl.create_default_context()
+        for path in self.ca_files:
+            context.load_verify_locations(cafile=path)
+        token = self.token
+
+        async def source() -> str:
+            return token
+
+        return ImapMailbox(
+            self.address,
+            self.host,
+            self.port,
+            token_source=source,
+            security=self.security,
+            ssl_context=context,
+            mechanism=self.mechanism,
+            timeout=self.timeout,
+        )
+
+
+@dataclass(frozen=True)
+class _Job:
+    folder: str
+    validity: int
+    uids: list[int]
+    sink: Callable[[], Any]
+    mime: bool
+    attachments: bool
+
+
+# -- framing and errors: pure ------------------------------------------------------------------
+
+
+def helpers_for(messages: int, connections: int, batch: int = BATCH) -> int:
+    """How many helper connections to start for ``messages``: none unless each would get
+    :data:`MIN_BATCHES_PER_HELPER` batches, never more than ``connections - 1``."""
+    return max(0, min(connections - 1, messages // (batch * MIN_BATCHES_PER_HELPER)))
+
+
+def encode_frame(value: Any) -> bytes:
+    """``value`` pickled, behind its length (8 bytes, network order)."""
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+def decode_frame_size(header: bytes) -> int:
+    """The length a frame header announces."""
+    (size,) = _HEADER.unpack(header)
+    return int(size)
+
+
+def portable_error(exc: BaseException) -> tuple[str, str, str]:
+    """An exception as (class name, message, remedy): mailgate errors keep their class."""
+    if isinstance(exc, MailgateError):
+        return type(exc).__name__, exc.message, exc.remedy
+    return (
+        "ProtocolError",
+        f"A helper connection failed unexpectedly ({type(exc).__name__}: {exc}).",
+        "run again with --connections 1 and report this.",
+    )
+
+
+def restore_error(name: str, message: str, remedy: str) -> MailgateError:
+    """The mailgate error a helper reported, as the same class where that is possible."""
+    for module in (errors, base, imap):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, MailgateError):
+            with contextlib.suppress(TypeError):
+                return cls(message, remedy)
+    return MailgateError(message, remedy)
+
+
+# -- this side ---------------------------------------------------------------------------------
+
+
+class _HelperGone(Exception):
+    """The helper could not connect; the batch it was given was not started."""
+
+
+class _Helper:
+    """One child process with its own IMAP connection."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.ready = False
+
+    async def send(self, value: Any) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(encode_frame(value))
+        try:
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise self._gone() from exc
+
+    async def receive(self) -> Any:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            header = await stdout.readexactly(_HEADER.size)
+            data = await stdout.readexactly(decode_frame_size(header))
+            return pickle.loads(data)  # noqa: S301 - from the child process we started
+        except asyncio.IncompleteReadError as exc:
+            raise self._gone() from exc
+
+    def _gone(self) -> TransportError:
+        return TransportError(
+            "A helper connection of the bulk fetch ended unexpectedly.",
+            "run again (files already saved stay); use --connections 1 if it keeps happening.",
+        )
+
+    async def run(self, job: _Job) -> Any:
+        await self.send(job)
+        if not self.ready:
+            kind, value = await self.receive()
+            if kind != "ready":
+                raise _HelperGone(restore_error(*value))
+            self.ready = True
+        kind, value = await self.receive()
+        if kind == "error":
+            raise restore_error(*value)
+        return value
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.process.returncode is None:
+                await self.send(None)
+                await asyncio.wait_for(self.process.wait(), 5)
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+def _child_env() -> dict[str, str]:
+    # The child imports this very mailgate, wherever it was imported from.
+    root = str(Path(mailgate.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return os.environ | {"PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+class FetchPool:
+    """Helper connections for bulk fetches of one mailbox; ``async with`` stops them."""
+
+    def __init__(self, helpers: Sequence[_Helper] = ()) -> None:
+        self.helpers = list(helpers)
+        self.dropped: list[MailgateError] = []  # why helpers that could not connect left
+        self.helped = 0  # messages the helpers fetched
+
+    @classmethod
+    async def start(cls, box: ImapMailbox, count: int) -> FetchPool:
+        """Start ``count`` helpers for ``box`` (none when its TLS trust cannot be rebuilt).
+
+        They connect in the background; the first batch each is given waits for that.
+        """
+        if count < 1 or box.ca_files is None:
+            return cls()
+        recipe = ConnectionRecipe(
+            box.address,
+            box.host,
+            box.port,
+            box.security,
+            box.mechanism,
+            box.timeout,
+            tuple(box.ca_files),
+            await box.access_token(),
+        )
+        debug = bool(os.environ.get("MAILGATE_DEBUG"))
+        helpers = []
+        for _ in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                __name__,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=None if debug else asyncio.subprocess.DEVNULL,
+                env=_child_env(),
+            )
+            helper = _Helper(process)
+            helpers.append(helper)
+            await helper.send(recipe)
+        return cls(helpers)
+
+    @property
+    def size(self) -> int:
+        return len(self.helpers)
+
+    async def run(
+        self,
+        helper: _Helper,
+        folder: str,
+        validity: int,
+        uids: list[int],
+        sink: PortableSink,
+        mime: bool,
+        attachments: bool,
+    ) -> bool:
+        """Fetch ``uids`` on ``helper`` into ``sink``; False if the helper could not connect
+        (it is dropped and nothing was fetched)."""
+        job = _Job(folder, validity, uids, sink.recipe(), mime, attachments)
+        try:
+            exported = await helper.run(job)
+        except _HelperGone as gone:
+            self.helpers.remove(helper)
+            self.dropped.append(gone.args[0])
+            await helper.stop()
+            return False
+        sink.absorb(exported)
+        self.helped += len(uids)
+        return True
+
+    async def close(self) -> None:
+        await asyncio.gather(*(helper.stop() for helper in self.helpers))
+
+    async def __aenter__(self) -> FetchPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+# -- the helper process ------------------------------------------------------------------------
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None  # the parent went away: stop
+    return pickle.loads(stream.read(decode_frame_size(header)))  # noqa: S301 - from our parent
+
+
+def _write_frame(stream: IO[bytes], value: Any) -> None:
+    stream.write(encode_frame(value))
+    stream.flush()
+
+
+async def _serve(recipe: ConnectionRecipe, inbound: IO[bytes], outbound: IO[bytes]) -> None:
+    box = recipe.mailbox()
+    try:
+        await box.connect()
+    except MailgateError as exc:
+        _read_frame(inbound)  # the first job, which is not started
+        _write_frame(outbound, ("error", portable_error(exc)))
+        return
+    try:
+        first = True
+        while True:
+            # One thing at a time: waiting for the next job blocks, nothing else runs here.
+            job = _read_frame(inbound)
+            if job is None:
+                return
+            if first:
+                _write_frame(outbound, ("ready", None))
+                first = False
+            sink = None
+            try:
+                sink = job.sink()
+                validity = await box.select(job.folder)
+                if validity != job.validity:
+                    raise UidValidityChangedError(
+                        f"Folder {job.folder!r} was renumbered by the server during the fetch "
+                        f"(UIDVALIDITY {job.validity} is now {validity}).",
+                        "run again: the folder is searched afresh.",
+                    )
+                await run_batch(box, job.folder, job.uids, sink, job.mime, job.attachments)
+                reply: tuple[str, Any] = ("done", sink.export())
+            except BaseException as exc:
+                discard = getattr(sink, "discard_all", None) if sink is not None else None
+                if discard is not None:
+                    discard()
+                if not isinstance(exc, Exception):
+                    raise
+                reply = ("error", portable_error(exc))
+            _write_frame(outbound, reply)
+    finally:
+        await box.close()
+
+
+def _main() -> None:
+    inbound, outbound = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # frames only on the pipe: a stray print must not corrupt one
+    recipe = _read_frame(inbound)
+    if recipe is not None:
+        asyncio.run(_serve(recipe, inbound, outbound))
+
+
+if __name__ == "__main__":
+    _main()
