@@ -224,7 +224,7 @@ async def mailgate_each(box: ImapMailbox, out: Path) -> int:
 
 def cli_setup(
     idp: SandboxController, scratch: Path, port: int, user: dict[str, Any]
-) -> tuple[Callable[[Path, bool], int], list[int]]:
+) -> tuple[Callable[..., int], list[int]]:
     """A data directory with a credential and a mailbox profile for Dovecot; returns a runner
     of ``mailgate get <mailbox> --save OUT`` as a separate process, as a user would run it,
     and a one-item list that holds the peak RSS of the last run."""
@@ -291,9 +291,11 @@ def cli_setup(
         idp.ca_file,
     )
 
-    def run(out: Path, attachments: bool) -> int:
+    def run(out: Path, attachments: bool, connections: int = 2) -> int:
         flag = "--attachments" if attachments else "--no-attachments"
-        text = mailgate("get", "dovecot", "--save", str(out), flag)
+        text = mailgate(
+            "get", "dovecot", "--save", str(out), flag, "--connections", str(connections)
+        )
         return int(text.split()[1])  # "Saved N messages and M attachments to ..."
 
     return run, child_peak
@@ -431,6 +433,16 @@ def run_bench(
         ),
         "CLI mailgate get --save (attachments)": (
             lambda: cli(out, True),
+            True,
+            cli_peak,
+        ),
+        "CLI --no-attachments --connections 1": (
+            lambda: cli(out, False, 1),
+            False,
+            cli_peak,
+        ),
+        "CLI (attachments) --connections 1": (
+            lambda: cli(out, True, 1),
             True,
             cli_peak,
         ),

@@ -44,6 +44,8 @@ __all__ = [
 STATUS_WORDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
 _LITERAL_MARKER = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
 _ATOM_END = b' ()"{\r\n'
+_PLAIN_ATOM = re.compile(rb'[^ ()"{\r\n\[]+')
+_NUMBERS = re.compile(rb"[0-9 ]*")
 
 
 class ParseError(ProtocolError, ValueError):
@@ -222,6 +224,13 @@ class _Lexer:
 
     def atom(self) -> str | None:
         data, pos = self.data, self.pos
+        plain = _PLAIN_ATOM.match(data, pos)
+        if plain is not None and data[plain.end() : plain.end() + 1] != b"[":
+            # The common case, in C: an atom without a [section] (whose brackets may hold
+            # spaces and parentheses, scanned below).
+            self.pos = plain.end()
+            text = plain.group().decode("utf-8", "replace")
+            return None if text.upper() == "NIL" else text
         start, depth = pos, 0
         while pos < len(data):
             byte = data[pos]
@@ -276,6 +285,11 @@ def parse_response(raw: RawResponse) -> Response:
         return StatusResponse(tag, upper, code, text)
     if tag != "*":
         raise ParseError(f"tagged response without a status: {first[:80]!r}")
+    rest = lexer.data[lexer.pos :]
+    if len(lexer.chunks) == 1 and _NUMBERS.fullmatch(rest):
+        # SEARCH results: thousands of numbers on one line, split at once rather than
+        # lexed byte by byte (a tenth of a second for a 10,000-message folder).
+        return DataResponse(upper, number, list(rest.decode("ascii").split()))
     return DataResponse(upper, number, lexer.values())
 
 
