@@ -312,3 +312,19 @@ def test_fetch_of_a_vanished_message(imap: Any) -> None:
 
     with pytest.raises(ProtocolError, match="no longer"):
         run(go())
+
+
+def test_uids_larger_finds_only_the_big_messages(imap: Any) -> None:
+    folder = f"Sizes {tag()}"
+    small, big = message("small"), message("big", body="x" * 5000)
+
+    async def go() -> tuple[set[int], list[int]]:
+        async with imap() as box:
+            await box.command("CREATE", await box.mailbox_argument(folder))
+            await box.append(folder, small)
+            await box.append(folder, big)
+            uids = [int(r.id.split(":")[1]) for r in await box.search(folder, SearchCriteria())]
+            return await box.uids_larger(folder, len(small)), uids
+
+    larger, uids = run(go())
+    assert larger == {uids[1]}

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -237,7 +238,8 @@ async def _run(
     from mailgate.cli._output import progress_bar
     from mailgate.jobs.importer import run_import
 
-    with progress_bar("importing", not quiet) as (on_found, advance):
+    # A bar only where someone watches (a terminal), as for `get --save`.
+    with progress_bar("importing", not quiet and sys.stderr.isatty()) as (on_found, advance):
         async with adapter as box:
             return await run_import(
                 box,

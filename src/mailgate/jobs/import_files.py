@@ -198,14 +198,22 @@ class Fetched:
     """One message streamed into a temporary file."""
 
     ref: MessageRef
-    temp: Path
+    temp: str
     sha256: str
     size: int
     summary: MessageSummary
     copy: bytes | None = None
 
+    def discard(self) -> None:
+        """Remove the temporary file (gone already is fine)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
     def read(self) -> bytes:
-        return self.copy if self.copy is not None else self.temp.read_bytes()
+        if self.copy is not None:
+            return self.copy
+        with open(self.temp, "rb") as handle:
+            return handle.read()
 
 
 class FetchSink:
@@ -232,17 +240,18 @@ class FetchSink:
         self.sync = sync
         self.limit = limit
         self.fetched: dict[str, Fetched] = {}
-        self._prefix = f".mailgate-import-{os.getpid()}-{secrets.token_hex(3)}"
+        # Paths are strings in the per-message path: Path objects cost more than the calls.
+        self._prefix = f"{spool}/.mailgate-import-{os.getpid()}-{secrets.token_hex(3)}"
         self._count = 0
 
-    def _temp(self) -> Path:
+    def _temp(self) -> str:
         self._count += 1
-        return self.spool / f"{self._prefix}-{self._count}.part"
+        return f"{self._prefix}-{self._count}.part"
 
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is not None:  # pragma: no cover - imports fetch whole messages only
             raise ValueError("the import sink takes whole messages only")
-        return MessageFile(self._temp(), limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
+        return MessageFile(Path(self._temp()), limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
 
     def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
         """A whole message already in memory: one ``write``, one hash call, no copy kept."""
@@ -252,7 +261,7 @@ class FetchSink:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            raise io_error("create a file in", path.parent, exc) from exc
+            raise io_error("create a file in", self.spool, exc) from exc
         try:
             try:
                 write_all(fd, data)
@@ -262,7 +271,7 @@ class FetchSink:
                 os.close(fd)  # NFS and FUSE report failed writes here
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                path.unlink()
+                os.unlink(path)
             if isinstance(exc, OSError):
                 raise io_error("write", path, exc) from exc
             raise
@@ -279,7 +288,7 @@ class FetchSink:
         dest.finish(fsync=self.sync is SyncMode.MESSAGE)
         summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=dest.size)
         copy = bytes(dest.copy) if dest.copy is not None else None
-        item = Fetched(ref, dest.path, dest.digest.hexdigest(), dest.size, summary, copy)
+        item = Fetched(ref, str(dest.path), dest.digest.hexdigest(), dest.size, summary, copy)
         self.fetched[ref.id] = item
         # Deliver to the directory now, while the bytes are at hand; keep no copy past it.
         self.on_fetched(item)
@@ -311,7 +320,7 @@ class FetchSink:
         """Remove every temporary file still here (delivered ones were linked elsewhere)."""
         for item in self.fetched.values():
             with contextlib.suppress(OSError):
-                item.temp.unlink(missing_ok=True)
+                os.unlink(item.temp)
 
 
 @dataclass
@@ -353,7 +362,7 @@ class DirectoryDestination:
         name = eml_filename(item.summary.subject, item.summary.date, token)
         saved = self._existing(name, item.sha256)
         if saved is not None:
-            item.temp.unlink(missing_ok=True)
+            item.discard()
             # A run killed before its sync left this file in the page cache only: it is synced
             # with this batch before anything is done to the mailbox.
             self._written_earlier([saved.eml])

@@ -3,10 +3,11 @@ then post-process them (keep, mark read, move, delete to Deleted Items, permanen
 
 The Python API under ``mailgate import``. Per batch (``import.batch_size`` messages):
 
-1. sizes first (IMAP ``RFC822.SIZE``, EWS/POP3 from the headers step); messages over
-   ``max_size`` are never fetched but moved to the oversize folder (created if missing),
-   recorded ``oversize`` and reported, and the import goes on (seed 004). Graph gives no size:
-   the stream is cut at the limit and the message moved after;
+1. sizes first (IMAP: one ``SEARCH LARGER`` per run, then ``RFC822.SIZE`` of just those;
+   EWS/POP3 from the headers step); messages over ``max_size`` are never fetched but moved to
+   the oversize folder (created if missing), recorded ``oversize`` and reported, and the
+   import goes on (seed 004). Graph gives no size: the stream is cut at the limit and the
+   message moved after;
 2. the batch is recorded ``delivering`` (one transaction), then fetched (IMAP: one bulk
    ``UID FETCH``) into hashed temporary files and published under deterministic names;
 3. one sync makes the batch's files durable; webhooks get their 2xx, commands their exit 0;
@@ -182,6 +183,7 @@ class _ImportRun:
         self.created: set[str] = set()
         self.directory: DirectoryDestination | None = None
         self.pool: FetchPool | None = None
+        self.larger: set[int] | None = None  # IMAP: UIDs over the size limit
         if options.to is not None:
             self.directory = DirectoryDestination(
                 options.to, attachments=options.attachments, sync=options.sync
@@ -288,9 +290,15 @@ class _ImportRun:
     # -- one batch -----------------------------------------------------------------------------
 
     async def _sizes(self, refs: list[MessageRef]) -> dict[str, int | None]:
+        """Sizes of the messages that matter: IMAP gives only those over the limit (found
+        by one SEARCH LARGER per run: sizes never change), the others all they know."""
         if isinstance(self.box, ImapMailbox):
+            if self.larger is None:
+                self.larger = await self.box.uids_larger(self.folder, self.policy.max_size)
             validity = await self.box.select(self.folder)
-            uids = [parse_message_id(r)[1] for r in refs]
+            uids = [uid for _, uid in map(parse_message_id, refs) if uid in self.larger]
+            if not uids:
+                return {}
             items = await self.box.fetch_items(uids, b"(UID RFC822.SIZE)")
             return {
                 f"{validity}:{uid}": int(str(v["RFC822.SIZE"]))
@@ -371,14 +379,14 @@ class _ImportRun:
         earlier = self.hashes.get(item.sha256)
         if earlier is not None:
             delivery.duplicate_of = earlier
-            item.temp.unlink(missing_ok=True)
+            item.discard()
             return delivery
         token = self.token(self.key(item.ref))
         if self.directory is not None:
             delivery.saved = self.directory.publish(item, token[:8])
             delivery.path = delivery.saved.eml
         else:
-            path = item.temp.with_name(f"{token}.eml")
+            path = Path(item.temp).with_name(f"{token}.eml")
             os.replace(item.temp, path)  # inside our private spool: ours to replace
             delivery.path = path
         self.hashes[item.sha256] = str(delivery.path)

@@ -271,6 +271,12 @@ class ImapMailbox(SocketMailbox):
             uids = uids[:limit]
         return [MessageRef(folder, f"{validity}:{uid}") for uid in uids]
 
+    async def uids_larger(self, folder: str, size: int) -> set[int]:
+        """The UIDs in ``folder`` of messages over ``size`` bytes (one ``UID SEARCH LARGER``)."""
+        await self.select(folder)
+        result = await self.connection.command("UID SEARCH", b"LARGER %d" % size)
+        return {as_int(v) for d in result.of("SEARCH") for v in d.values}
+
     async def fetch_items(self, uids: Sequence[int], items: bytes) -> dict[int, dict[str, Value]]:
         """``UID FETCH`` on the selected folder; UID → items (values as parsed)."""
         result = await self.connection.command("UID FETCH", sequence_set(uids), items)

@@ -250,6 +250,7 @@ class FetchPool:
             )
             helper = _Helper(process)
             helpers.append(helper)
+            await helper.send(os.getpid())
             await helper.send(recipe)
         return cls(helpers)
 
@@ -348,9 +349,35 @@ async def _serve(recipe: ConnectionRecipe, inbound: IO[bytes], outbound: IO[byte
         await box.close()
 
 
+def _die_with(parent: int) -> None:
+    """Be killed when ``parent`` dies (Linux ``PR_SET_PDEATHSIG``), however it dies.
+
+    A helper outliving a killed import would go on writing temporary files that the next run
+    cannot clean up while the helper lives. Elsewhere the helper ends at its next read of the
+    closed pipe.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before that took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _main() -> None:
     inbound, outbound = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # frames only on the pipe: a stray print must not corrupt one
+    parent = _read_frame(inbound)
+    if parent is None:
+        return
+    _die_with(parent)
     recipe = _read_frame(inbound)
     if recipe is not None:
         asyncio.run(_serve(recipe, inbound, outbound))
