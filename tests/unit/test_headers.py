@@ -52,3 +52,23 @@ def test_header_block_stops_at_the_body() -> None:
     assert header_block(b"A: 1\r\n\r\nB: 2") == b"A: 1\r\n\r\n"
     assert header_block(b"A: 1\n\nB: 2") == b"A: 1\n\n"
     assert header_block(b"A: 1") == b"A: 1"
+
+
+def test_summary_without_addresses_keeps_the_rest() -> None:
+    headers = (
+        b'From: "Vendor, Inc." <billing@vendor.example>\r\nTo: a@x.example, b@x.example\r\n'
+        b"Subject: =?utf-8?q?Rechnung_=C3=BC?=\r\nDate: Mon, 1 Jan 2024 10:05:00 +0100\r\n"
+        b"Message-ID: <m1@vendor.example>\r\n\r\n"
+    )
+    ref = MessageRef("INBOX", "7:1")
+    full = summary_from_headers(ref, headers, size=10)
+    lean = summary_from_headers(ref, headers, size=10, addresses=False)
+    assert full.from_address == "billing@vendor.example" and len(full.to) == 2
+    assert (lean.from_address, lean.to, lean.cc) == ("", (), ())
+    assert (lean.subject, lean.date, lean.message_id, lean.size) == (
+        full.subject,
+        full.date,
+        full.message_id,
+        10,
+    )
+    assert lean.subject == "Rechnung ü"

@@ -29,12 +29,15 @@ from mailgate.protocols.imap_parallel import FetchPool, helpers_for
 __all__ = ["GetResult", "get_messages"]
 
 
-@dataclass
+@dataclass(repr=False)
 class GetResult:
     """The messages found and, when saved, where each went."""
 
     summaries: list[MessageSummary]
     saved: dict[str, SavedMessage] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # short: see ImportReport.__repr__
+        return f"GetResult(summaries={len(self.summaries)}, saved={len(self.saved)})"
 
     @property
     def problems(self) -> list[str]:

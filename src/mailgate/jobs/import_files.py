@@ -276,7 +276,7 @@ class FetchSink:
                 raise io_error("write", path, exc) from exc
             raise
         head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
-        summary = summary_from_headers(ref, header_block(head), size=len(data))
+        summary = summary_from_headers(ref, header_block(head), size=len(data), addresses=False)
         digest = hashlib.sha256(data).hexdigest()
         item = Fetched(ref, path, digest, len(data), summary, data if self.keep_copies else None)
         self.fetched[ref.id] = item
@@ -286,7 +286,9 @@ class FetchSink:
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, MessageFile)
         dest.finish(fsync=self.sync is SyncMode.MESSAGE)
-        summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=dest.size)
+        summary = summary_from_headers(
+            ref, header_block(bytes(dest.head)), size=dest.size, addresses=False
+        )
         copy = bytes(dest.copy) if dest.copy is not None else None
         item = Fetched(ref, str(dest.path), dest.digest.hexdigest(), dest.size, summary, copy)
         self.fetched[ref.id] = item

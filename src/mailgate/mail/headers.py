@@ -123,8 +123,13 @@ def summary_from_headers(
     size: int | None = None,
     flags: Iterable[str] = (),
     has_attachments: bool | None = None,
+    addresses: bool = True,
 ) -> MessageSummary:
-    """A :class:`MessageSummary` from a header block (IMAP flag names in ``flags``)."""
+    """A :class:`MessageSummary` from a header block (IMAP flag names in ``flags``).
+
+    ``addresses=False`` leaves From, To and Cc empty, for callers that never show them (an
+    import names and records messages by subject, date and Message-ID).
+    """
     fields = _fields(headers)
 
     def first(name: bytes) -> str | None:
@@ -133,14 +138,14 @@ def summary_from_headers(
 
     raw_date = first(b"date")
     date = parse_date(raw_date) if raw_date else None
-    senders = _addresses(fields.get(b"from", []))
+    senders = _addresses(fields.get(b"from", [])) if addresses else ()
     flag_set = set(flags)
     return MessageSummary(
         ref=ref,
         subject=_decoded(first(b"subject")),
         from_address=senders[0] if senders else "",
-        to=_addresses(fields.get(b"to", [])),
-        cc=_addresses(fields.get(b"cc", [])),
+        to=_addresses(fields.get(b"to", [])) if addresses else (),
+        cc=_addresses(fields.get(b"cc", [])) if addresses else (),
         date=date,
         message_id=(first(b"message-id") or "").strip() or None,
         size=size,
