@@ -47,3 +47,20 @@ def test_usage_errors_still_print_usage(cli: Cli) -> None:
     assert_no_traceback(result)
     result = cli("no-such-command")
     assert result.code == 2 and "No such command" in result.text
+
+
+def test_an_import_to_a_directory_loads_no_http_client(tmp_path: object) -> None:
+    # httpx (webhooks, alerts) is a tenth of an import's start-up; `--to DIR` never needs it.
+    code = (
+        "import json, sys\n"
+        "from mailgate.cli import main\n"
+        f"sys.argv = ['mailgate', 'import', 'nosuch', '--to', {str(tmp_path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps([m for m in ('httpx', 'mailgate.jobs.webhook') if m in sys.modules]))"
+    )
+    env = {"MAILGATE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert "no mailbox named 'nosuch'" in done.stderr, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []

@@ -138,7 +138,6 @@ def import_(
     from mailgate.connect import MailboxConnector
     from mailgate.jobs.importer import ImportOptions
     from mailgate.jobs.postprocess import check_policy
-    from mailgate.jobs.webhook import check_webhook_url, shown_url
     from mailgate.mailboxes import MailboxStore
     from mailgate.paths import data_dir
     from mailgate.secret import Secret
@@ -150,6 +149,9 @@ def import_(
         raise InvalidInputError("--job", "up to 64 letters, digits, '.', '_' or '-'", job)
     argv = _command(command)
     if webhook is not None:
+        # The webhook module (and httpx) only when there is a webhook: start-up time.
+        from mailgate.jobs.webhook import check_webhook_url
+
         check_webhook_url(webhook)
     profile = MailboxStore(data_dir()).get(mailbox)
     overrides = {
@@ -187,6 +189,8 @@ def import_(
     destinations += [f"command {shlex.join(argv)}"] if argv else []
     job_name = job or default_job_name(mailbox, destinations)
     if webhook is not None:  # printed below: never with a key the URL may carry
+        from mailgate.jobs.webhook import shown_url
+
         destinations = [
             f"webhook {shown_url(webhook)}" if d.startswith("webhook ") else d for d in destinations
         ]
