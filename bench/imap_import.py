@@ -313,7 +313,12 @@ async def api_get(scratch: Path, out: Path, attachments: bool) -> int:
     provider = TokenProvider(vault, sandbox_file=scratch / "idp" / "sandbox.json")
     profile = MailboxStore(scratch / "home").get("dovecot")
     result = await get_messages(
-        MailboxConnector(provider), profile, SearchCriteria(), save=out, attachments=attachments
+        MailboxConnector(provider),
+        profile,
+        SearchCriteria(),
+        save=out,
+        attachments=attachments,
+        connections=2,  # as the CLI
     )
     return len(result.saved)
 

@@ -21,4 +21,15 @@ def other_process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped yet (a killed import's helper, until
+    init collects it) still answers ``kill(pid, 0)``: it runs nothing any more."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False  # no /proc: trust kill()
+    return state in ([b"Z"], [b"X"])

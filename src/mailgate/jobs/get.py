@@ -16,7 +16,6 @@ from mailgate.connect import MailboxConnector
 from mailgate.mail.save import DirectorySink, SavedMessage
 from mailgate.mailboxes import MailboxProfile
 from mailgate.protocols.base import (
-    DEFAULT_CONNECTIONS,
     Mailbox,
     MessageRef,
     MessageSummary,
@@ -84,7 +83,7 @@ async def get_messages(
     attachments: bool = True,
     on_found: Callable[[int], None] = lambda _n: None,
     advance: Callable[[int], None] = lambda _n: None,
-    connections: int = DEFAULT_CONNECTIONS,
+    connections: int = 1,
 ) -> GetResult:
     """Search ``folder`` (default: the profile's) and fetch headers; save when ``save`` is set.
 

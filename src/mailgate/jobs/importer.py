@@ -55,7 +55,6 @@ from mailgate.jobs.import_keys import (
 from mailgate.jobs.import_state import ImportLedger, LedgerRow
 from mailgate.jobs.postprocess import Policy, is_oversize
 from mailgate.protocols.base import (
-    DEFAULT_CONNECTIONS,
     Mailbox,
     MessageRef,
     Operation,
@@ -93,7 +92,9 @@ class ImportOptions:
     command: Sequence[str] | None = None
     attachments: bool = True
     batch_size: int = 1000
-    connections: int = DEFAULT_CONNECTIONS  # IMAP: helper connections share the fetching
+    # IMAP: helper processes share the fetching (the CLI's default is 2; a library that
+    # spawns processes unasked would surprise)
+    connections: int = 1
     webhook_secret: Secret | None = None
     sync: SyncMode = SyncMode.BATCH
     spool: Path | None = None  # where .eml files wait for a webhook/command without --to

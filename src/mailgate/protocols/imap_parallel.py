@@ -12,10 +12,11 @@ line or the environment, where other local users could read it), then per batch 
 its UIDVALIDITY, the UIDs and how to build the sink (:class:`PortableSink`); back come what the
 sink completed, or the error as (class, message, remedy).
 
-A helper that cannot connect is dropped before it was given anything and its batch goes back to
-the queue: the fetch goes on with fewer connections. A helper that fails during a batch fails
-the fetch, as the main connection would: files it completed stay completed (the same rule as
-one connection), an import's temporary files are removed.
+A helper that cannot start, connect or sign in is dropped before it started its first batch,
+which goes back to the queue: the fetch goes on with fewer connections. A helper that fails
+during a batch fails the fetch, as the main connection would: files it completed stay
+completed (the same rule as one connection); temporary files of a helper that was killed are
+removed by the next run, as a killed main process's are.
 """
 
 from __future__ import annotations
@@ -181,12 +182,19 @@ class _Helper:
         )
 
     async def run(self, job: _Job) -> Any:
-        await self.send(job)
         if not self.ready:
-            kind, value = await self.receive()
+            # Whatever stops a helper before it is ready (no connection, no sign-in, a crash
+            # at start) drops it: nothing of the job was started.
+            try:
+                await self.send(job)
+                kind, value = await self.receive()
+            except TransportError as exc:
+                raise _HelperGone(exc) from exc
             if kind != "ready":
                 raise _HelperGone(restore_error(*value))
             self.ready = True
+        else:
+            await self.send(job)
         kind, value = await self.receive()
         if kind == "error":
             raise restore_error(*value)
@@ -204,10 +212,11 @@ class _Helper:
 
 
 def _child_env() -> dict[str, str]:
-    # The child imports this very mailgate, wherever it was imported from.
+    # The child imports this very mailgate, wherever it was imported from; the root goes last,
+    # so that nothing there can stand in for the standard library.
     root = str(Path(mailgate.__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
-    return os.environ | {"PYTHONPATH": root + (os.pathsep + path if path else "")}
+    return os.environ | {"PYTHONPATH": (path + os.pathsep if path else "") + root}
 
 
 class FetchPool:
@@ -241,6 +250,7 @@ class FetchPool:
         for _ in range(count):
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-P",  # not the working directory on sys.path: it may be anyone's
                 "-m",
                 __name__,
                 stdin=asyncio.subprocess.PIPE,
@@ -250,8 +260,9 @@ class FetchPool:
             )
             helper = _Helper(process)
             helpers.append(helper)
-            await helper.send(os.getpid())
-            await helper.send(recipe)
+            with contextlib.suppress(TransportError):  # gone already: dropped on first use
+                await helper.send(os.getpid())
+                await helper.send(recipe)
         return cls(helpers)
 
     @property
@@ -308,10 +319,10 @@ def _write_frame(stream: IO[bytes], value: Any) -> None:
 
 
 async def _serve(recipe: ConnectionRecipe, inbound: IO[bytes], outbound: IO[bytes]) -> None:
-    box = recipe.mailbox()
     try:
+        box = recipe.mailbox()
         await box.connect()
-    except MailgateError as exc:
+    except Exception as exc:
         _read_frame(inbound)  # the first job, which is not started
         _write_frame(outbound, ("error", portable_error(exc)))
         return
