@@ -18,9 +18,11 @@ import re
 from email.errors import HeaderParseError
 from email.message import Message
 
+import pybase64
+
 from mailgate.protocols.imap_results import AttachmentPart
 
-__all__ = ["MimeFields", "split_attachments", "split_attachments_checked"]
+__all__ = ["MimeFields", "decode_base64", "split_attachments", "split_attachments_checked"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -169,10 +171,27 @@ def _filename(headers: MimeFields) -> str | None:
     return name
 
 
+def decode_base64(data: bytes) -> bytes:
+    """``binascii.a2b_base64(data)``, the same bytes and errors, mostly by SIMD.
+
+    The stdlib decoder ran at ~340 MB/s here: four tenths of a bulk save's attachment work.
+    pybase64 also skips characters outside the alphabet, but it reads past a ``=`` in mid-text
+    where the stdlib stops; so it only gets text whose ``=`` (if any) all sit at the end, as
+    every encoder writes them, and the stdlib keeps the rest and every error.
+    """
+    pad = data.find(b"=")
+    if pad < 0 or not data[pad:].strip(b"=\r\n \t"):
+        try:
+            return pybase64.b64decode(data)
+        except (binascii.Error, ValueError):
+            pass  # the stdlib's own verdict (and message) follows
+    return binascii.a2b_base64(data)
+
+
 def _decode(body: bytes, encoding: str, section: str, problems: list[str]) -> bytes:
     if encoding == "base64":
         try:
-            return binascii.a2b_base64(body)
+            return decode_base64(body)
         except binascii.Error:
             problems.append(f"attachment {section} could not be decoded (base64); kept as sent")
             return body

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkab
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef
 from mailgate.protocols.imap import BATCH, ImapMailbox, parse_message_id
-from mailgate.protocols.imap_attachments import split_attachments
+from mailgate.protocols.imap_attachments import decode_base64, split_attachments
 from mailgate.protocols.imap_commands import sequence_set
 from mailgate.protocols.imap_results import AttachmentPart, attachment_parts
 
@@ -149,7 +149,7 @@ _NOT_BASE64 = bytes(
 
 def _lenient_b64(data: bytes) -> bytes:
     try:
-        return binascii.a2b_base64(data)
+        return decode_base64(data)
     except binascii.Error:  # misplaced padding or a dangling character: keep what decodes
         return binascii.a2b_base64(data.replace(b"=", b"")[: len(data) // 4 * 4 - 4] or b"")
 
