@@ -8,7 +8,12 @@ from email.utils import getaddresses
 
 import pytest
 
-from mailgate.mail.headers import header_block, summary_from_headers
+from mailgate.mail.headers import (
+    header_block,
+    header_fields,
+    subject_and_date,
+    summary_from_headers,
+)
 from mailgate.protocols.base import MessageRef
 
 REF = MessageRef("INBOX", "1:7")
@@ -72,3 +77,10 @@ def test_summary_without_addresses_keeps_the_rest() -> None:
         10,
     )
     assert lean.subject == "Rechnung ü"
+
+
+@pytest.mark.parametrize("raw", SAMPLES)
+def test_naming_fields_are_the_summarys(raw: bytes) -> None:
+    """A bulk save names files from subject_and_date; a later summary must agree with it."""
+    summary = summary_from_headers(REF, header_block(raw))
+    assert subject_and_date(header_fields(header_block(raw))) == (summary.subject, summary.date)

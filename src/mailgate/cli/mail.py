@@ -38,6 +38,7 @@ from mailgate.protocols.base import (
 if TYPE_CHECKING:
     from mailgate.connect import MailboxConnector
     from mailgate.diagnose import ConnectionReport
+    from mailgate.jobs.get import GetResult
     from mailgate.mail.compose import OutgoingMessage
 
 mailbox_app = typer.Typer(help="Mailbox profiles: credential + protocol + address + server.")
@@ -231,7 +232,7 @@ async def _get(
     attachments: bool,
     quiet: bool,
     connections: int,
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> GetResult:
     from mailgate.jobs.get import get_messages
 
     # A bar only where someone watches: on a terminal (in a log or a pipe it is noise).
@@ -249,6 +250,10 @@ async def _get(
             advance=advance,
             connections=connections,
         )
+    return result
+
+
+def _rows(result: GetResult, attachments: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for summary in result.summaries:
         row = _summary_row(summary)
@@ -258,7 +263,7 @@ async def _get(
             if attachments:
                 row["attachments"] = [str(f) for f in saved.attachments]
         rows.append(row)
-    return rows, result.problems
+    return rows
 
 
 def get(
@@ -294,7 +299,7 @@ def get(
     connector = _connector()
     warn_expiring(connector.provider.vault.get(profile.credential))
     criteria = _criteria(unread, from_address, subject, since, before, has_attachments)
-    rows, problems = _run(
+    result = _run(
         _get(
             connector,
             profile,
@@ -307,21 +312,22 @@ def get(
             connections,
         )
     )
-    for problem in problems:
+    for problem in result.problems:
         warn(problem)
     if json_output:
-        print_json(rows)
+        print_json(_rows(result, attachments))
         return
     if save is not None:
-        # Thousands of rows help nobody after a bulk save; the files and --json say it all.
-        count = sum(len(r.get("attachments", [])) for r in rows)
+        # Thousands of rows help nobody after a bulk save; the files and --json say it all
+        # (so the summaries are not even made).
+        count = sum(len(saved.attachments) for saved in result.saved.values()) if attachments else 0
         # Plain text, not rich: a directory name is not markup (nor emoji codes).
-        print(f"Saved {len(rows)} messages and {count} attachments to {save}.")
+        print(f"Saved {len(result.saved)} messages and {count} attachments to {save}.")
         return
     from rich.table import Table
 
     table = Table("date", "from", "subject", "size", "read")
-    for row in rows:
+    for row in _rows(result, attachments):
         cells = (
             str(row["date"] or "")[:16],
             row["from"],

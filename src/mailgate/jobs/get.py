@@ -7,8 +7,7 @@ messages per ``UID FETCH``, streamed to files) and one message at a time elsewhe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -28,15 +27,35 @@ from mailgate.protocols.imap_parallel import FetchPool, helpers_for
 __all__ = ["GetResult", "get_messages"]
 
 
-@dataclass(repr=False)
 class GetResult:
-    """The messages found and, when saved, where each went."""
+    """The messages found and, when saved, where each went.
 
-    summaries: list[MessageSummary]
-    saved: dict[str, SavedMessage] = field(default_factory=dict)
+    After a save the summaries are made from the saved headers when first asked for (a bulk
+    save of thousands that only reports a count never pays for them).
+    """
+
+    def __init__(
+        self,
+        summaries: list[MessageSummary] | None = None,
+        saved: dict[str, SavedMessage] | None = None,
+        refs: Sequence[MessageRef] = (),
+    ) -> None:
+        self._summaries = summaries
+        self.saved: dict[str, SavedMessage] = saved if saved is not None else {}
+        self._refs = refs
+
+    @property
+    def summaries(self) -> list[MessageSummary]:
+        """One per message found (or saved), in the order of the search."""
+        if self._summaries is None:
+            self._summaries = [
+                s.summary for ref in self._refs if (s := self.saved.get(ref.id)) and s.summary
+            ]
+        return self._summaries
 
     def __repr__(self) -> str:  # short: see ImportReport.__repr__
-        return f"GetResult(summaries={len(self.summaries)}, saved={len(self.saved)})"
+        count = len(self._summaries) if self._summaries is not None else len(self._refs)
+        return f"GetResult(summaries={count}, saved={len(self.saved)})"
 
     @property
     def problems(self) -> list[str]:
@@ -99,5 +118,4 @@ async def get_messages(
         # Saving streams every message anyway: summaries come from the headers on the way,
         # not from a second round of header fetches.
         sink = await _save_all(mailbox, refs, save, attachments, advance, connections)
-    summaries = [s.summary for ref in refs if (s := sink.saved.get(ref.id)) and s.summary]
-    return GetResult(summaries, sink.saved)
+    return GetResult(saved=sink.saved, refs=refs)

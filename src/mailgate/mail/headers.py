@@ -18,7 +18,18 @@ from email.header import decode_header, make_header
 
 from mailgate.protocols.base import MessageRef, MessageSummary
 
-__all__ = ["header_block", "parse_date", "summary_from_headers"]
+__all__ = [
+    "HeaderFields",
+    "header_block",
+    "header_fields",
+    "parse_date",
+    "subject_and_date",
+    "summary_from_fields",
+    "summary_from_headers",
+]
+
+HeaderFields = dict[bytes, list[str]]
+"""The fields a summary reads (lower-case name → values), from :func:`header_fields`."""
 
 
 def header_block(data: bytes) -> bytes:
@@ -34,9 +45,9 @@ _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _WANTED = frozenset({b"subject", b"from", b"to", b"cc", b"date", b"message-id"})
 
 
-def _fields(headers: bytes) -> dict[bytes, list[str]]:
-    """The wanted fields, unfolded, decoded as UTF-8 (Latin-1 bytes kept as escapes)."""
-    found: dict[bytes, list[str]] = {}
+def header_fields(headers: bytes) -> HeaderFields:
+    """The fields a summary reads, unfolded, decoded as UTF-8 (Latin-1 bytes kept as escapes)."""
+    found: HeaderFields = {}
     unfolded = _FOLD.sub(b"", headers) if b"\n " in headers or b"\n\t" in headers else headers
     for line in unfolded.splitlines():  # RFC 5322 unfolding drops CRLF only
         name, colon, value = line.partition(b":")
@@ -116,6 +127,18 @@ def _decoded(value: str | None) -> str:
         return value
 
 
+def _first(fields: HeaderFields, name: bytes) -> str | None:
+    values = fields.get(name)
+    return values[0] if values else None
+
+
+def subject_and_date(fields: HeaderFields) -> tuple[str, datetime | None]:
+    """Just the decoded Subject and the Date, as a summary has them: what naming a saved file
+    needs, at half the cost of a whole summary."""
+    raw_date = _first(fields, b"date")
+    return _decoded(_first(fields, b"subject")), parse_date(raw_date) if raw_date else None
+
+
 def summary_from_headers(
     ref: MessageRef,
     headers: bytes,
@@ -130,24 +153,38 @@ def summary_from_headers(
     ``addresses=False`` leaves From, To and Cc empty, for callers that never show them (an
     import names and records messages by subject, date and Message-ID).
     """
-    fields = _fields(headers)
+    return summary_from_fields(
+        ref,
+        header_fields(headers),
+        size=size,
+        flags=flags,
+        has_attachments=has_attachments,
+        addresses=addresses,
+    )
 
-    def first(name: bytes) -> str | None:
-        values = fields.get(name)
-        return values[0] if values else None
 
-    raw_date = first(b"date")
+def summary_from_fields(
+    ref: MessageRef,
+    fields: HeaderFields,
+    *,
+    size: int | None = None,
+    flags: Iterable[str] = (),
+    has_attachments: bool | None = None,
+    addresses: bool = True,
+) -> MessageSummary:
+    """:func:`summary_from_headers` from fields :func:`header_fields` already read."""
+    raw_date = _first(fields, b"date")
     date = parse_date(raw_date) if raw_date else None
     senders = _addresses(fields.get(b"from", [])) if addresses else ()
     flag_set = set(flags)
     return MessageSummary(
         ref=ref,
-        subject=_decoded(first(b"subject")),
+        subject=_decoded(_first(fields, b"subject")),
         from_address=senders[0] if senders else "",
         to=_addresses(fields.get(b"to", [])) if addresses else (),
         cc=_addresses(fields.get(b"cc", [])) if addresses else (),
         date=date,
-        message_id=(first(b"message-id") or "").strip() or None,
+        message_id=(_first(fields, b"message-id") or "").strip() or None,
         size=size,
         seen="\\Seen" in flag_set,
         flagged="\\Flagged" in flag_set,

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -30,7 +30,13 @@ from mailgate.mail.filenames import (
     safe_filename,
     write_all,
 )
-from mailgate.mail.headers import header_block, summary_from_headers
+from mailgate.mail.headers import (
+    HeaderFields,
+    header_block,
+    header_fields,
+    subject_and_date,
+    summary_from_fields,
+)
 from mailgate.protocols.base import MessageRef, MessageSummary
 from mailgate.protocols.imap_attachments import split_attachments_checked
 
@@ -48,13 +54,24 @@ __all__ = [
 
 @dataclass
 class SavedMessage:
-    """Where a message went and what could not be done with it."""
+    """Where a message went and what could not be done with it.
+
+    ``summary`` is made from the kept header ``fields`` when first asked: a bulk save names
+    its files from Subject and Date alone, and most callers never look further.
+    """
 
     eml_path: Path
     size: int
     attachments: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    summary: MessageSummary | None = None
+    ref: MessageRef | None = field(default=None, repr=False)
+    fields: HeaderFields | None = field(default=None, repr=False)
+
+    @cached_property
+    def summary(self) -> MessageSummary | None:
+        if self.ref is None or self.fields is None:
+            return None
+        return summary_from_fields(self.ref, self.fields, size=self.size)
 
 
 def io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
@@ -319,9 +336,8 @@ class DirectorySink:
         are split from the same bytes. Nothing of a failed message stays behind but the
         attachments already written.
         """
-        head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
-        summary = summary_from_headers(ref, header_block(head), size=len(data))
-        name = eml_filename(summary.subject, summary.date, ref.id)
+        fields = header_fields(header_block(data[:_HEAD_LIMIT]))
+        name = eml_filename(*subject_and_date(fields), ref.id)
         temp = self._write_temp(data)
         try:
             final = publish_file(temp, self.directory, name, resolved=True, safe=True)
@@ -331,7 +347,7 @@ class DirectorySink:
             if isinstance(exc, OSError):
                 raise io_error("save the message in", self.directory, exc) from exc
             raise
-        saved = SavedMessage(final, len(data), summary=summary)
+        saved = SavedMessage(final, len(data), ref=ref, fields=fields)
         self.saved[ref.id] = saved
         if attachments:
             self._save_attachments(ref, saved, data)
@@ -357,13 +373,13 @@ class DirectorySink:
                 self.saved[ref.id].attachments.append(dest.path)
             return
         assert isinstance(dest, _HeadKeepingWriter)
-        summary = summary_from_headers(ref, header_block(bytes(dest.head)), size=size)
-        name = eml_filename(summary.subject, summary.date, ref.id)
+        fields = header_fields(header_block(bytes(dest.head)))
+        name = eml_filename(*subject_and_date(fields), ref.id)
         try:
             final = publish_file(dest.path, self.directory, name, resolved=True)
         except OSError as exc:
             raise io_error("save the message in", self.directory, exc) from exc
-        self.saved[ref.id] = SavedMessage(final, size, summary=summary)
+        self.saved[ref.id] = SavedMessage(final, size, ref=ref, fields=fields)
 
     # -- helper connections (mailgate.protocols.imap_parallel) ---------------------------------
 
