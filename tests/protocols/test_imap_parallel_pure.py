@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
 
 from mailgate.errors import ConfigurationError, MailgateError, ProtocolError
+from mailgate.protocols import imap_parallel
 from mailgate.protocols.base import MailAuthenticationError, Security
 from mailgate.protocols.imap import UidValidityChangedError
 from mailgate.protocols.imap_parallel import (
@@ -41,6 +43,19 @@ def test_frames_round_trip() -> None:
 )
 def test_helpers_for(messages: int, connections: int, expected: int) -> None:
     assert helpers_for(messages, connections, 1000) == expected
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 0), (2, 0), (3, 0), (4, 1), (16, 1)])
+def test_light_work_gets_helpers_only_with_cores_to_spare(
+    monkeypatch: pytest.MonkeyPatch, cores: int, expected: int
+) -> None:
+    monkeypatch.setattr(imap_parallel, "usable_cores", lambda: cores)
+    assert helpers_for(10_000, 2, 1000, heavy=False) == expected
+    assert helpers_for(10_000, 2, 1000, heavy=True) == 1  # attachment extraction: always
+
+
+def test_usable_cores_follows_the_affinity() -> None:
+    assert 1 <= imap_parallel.usable_cores() <= (os.cpu_count() or 1)
 
 
 def test_errors_keep_their_class_message_and_remedy() -> None:

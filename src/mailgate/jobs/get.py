@@ -79,7 +79,7 @@ async def _save_all(
             advance(handled - done)
             done = handled
 
-        helpers = helpers_for(len(refs), connections)
+        helpers = helpers_for(len(refs), connections, heavy=attachments)
         async with await FetchPool.start(mailbox, helpers) as pool:
             await fetch_many(
                 mailbox, refs, sink, attachments=attachments, progress=progress, pool=pool

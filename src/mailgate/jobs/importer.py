@@ -258,7 +258,8 @@ class _ImportRun:
         size = self.options.batch_size
         helpers = 0
         if isinstance(self.box, ImapMailbox):
-            helpers = helpers_for(len(deliver), self.options.connections, size)
+            heavy = self.options.attachments and self.directory is not None
+            helpers = helpers_for(len(deliver), self.options.connections, size, heavy=heavy)
         async with await self._pool(helpers) as self.pool:
             for start in range(0, len(deliver), size):
                 await self._batch(deliver[start : start + size])
