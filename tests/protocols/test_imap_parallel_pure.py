@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
-from mailgate.errors import ConfigurationError, MailgateError, ProtocolError
+from mailgate.errors import ConfigurationError, InvalidInputError, MailgateError, ProtocolError
 from mailgate.protocols import imap_parallel
-from mailgate.protocols.base import MailAuthenticationError, Security
+from mailgate.protocols.base import MailAuthenticationError, Security, ThrottledError
 from mailgate.protocols.imap import UidValidityChangedError
 from mailgate.protocols.imap_parallel import (
     ConnectionRecipe,
@@ -68,10 +68,26 @@ def test_errors_keep_their_class_message_and_remedy() -> None:
         back = restore_error(*portable_error(error))
         assert type(back) is type(error)
         assert (back.message, back.remedy) == (error.message, error.remedy)
+        assert str(back) == str(error)
+
+
+def test_errors_with_their_own_constructor_and_attributes_survive_the_pipe() -> None:
+    # InvalidInputError takes (field, expected, got): rebuilt through its __init__ the message
+    # used to come back mangled. Extra attributes (reply, retry_after, field) come along.
+    invalid = InvalidInputError("--folder", "a folder name", "x\r\ny")
+    back = restore_error(*portable_error(invalid))
+    assert type(back) is InvalidInputError and str(back) == str(invalid)
+    assert (back.field, back.expected) == ("--folder", "a folder name")
+    busy = ThrottledError("busy", "wait", retry_after=7.5)
+    again = restore_error(*portable_error(busy))
+    assert type(again) is ThrottledError and again.retry_after == 7.5
+    refused = restore_error(*portable_error(MailAuthenticationError("no", "fix", reply="NO x")))
+    assert isinstance(refused, MailAuthenticationError) and refused.reply == "NO x"
 
 
 def test_unknown_and_foreign_errors_become_readable_mailgate_errors() -> None:
-    name, message, remedy = portable_error(KeyError("boom"))
+    name, message, remedy, extra = portable_error(KeyError("boom"))
+    assert extra == {}
     back = restore_error(name, message, remedy)
     assert isinstance(back, ProtocolError) and "KeyError" in back.message
     assert "--connections 1" in back.remedy

@@ -143,25 +143,52 @@ def decode_frame_size(header: bytes) -> int:
     return int(size)
 
 
-def portable_error(exc: BaseException) -> tuple[str, str, str]:
-    """An exception as (class name, message, remedy): mailgate errors keep their class."""
+PortableError = tuple[str, str, str, dict[str, Any]]
+"""An exception as (class name, message, remedy, its other attributes) for the pipe."""
+
+
+def portable_error(exc: BaseException) -> PortableError:
+    """An exception as it crosses the pipe: mailgate errors keep their class and the extra
+    attributes they carry (``reply``, ``retry_after``...) where those can be pickled."""
     if isinstance(exc, MailgateError):
-        return type(exc).__name__, exc.message, exc.remedy
+        extra: dict[str, Any] = {}
+        for key, value in vars(exc).items():
+            if key in ("message", "remedy"):
+                continue
+            # Anything that does not pickle stays behind; the message and remedy still go.
+            with contextlib.suppress(Exception):
+                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                extra[key] = value
+        return type(exc).__name__, exc.message, exc.remedy, extra
     return (
         "ProtocolError",
         f"A helper connection failed unexpectedly ({type(exc).__name__}: {exc}).",
         "run again with --connections 1 and report this.",
+        {},
     )
 
 
-def restore_error(name: str, message: str, remedy: str) -> MailgateError:
-    """The mailgate error a helper reported, as the same class where that is possible."""
+def restore_error(
+    name: str, message: str, remedy: str, extra: dict[str, Any] | None = None
+) -> MailgateError:
+    """The mailgate error a helper reported, as the same class where that is possible.
+
+    Built without the class's own ``__init__`` (whose parameters may differ, as
+    :class:`~mailgate.errors.InvalidInputError`'s do): message and remedy as they were,
+    then the attributes that came along.
+    """
+    error: MailgateError | None = None
     for module in (errors, base, imap):
         cls = getattr(module, name, None)
         if isinstance(cls, type) and issubclass(cls, MailgateError):
-            with contextlib.suppress(TypeError):
-                return cls(message, remedy)
-    return MailgateError(message, remedy)
+            error = cls.__new__(cls)
+            MailgateError.__init__(error, message, remedy)
+            break
+    if error is None:
+        return MailgateError(message, remedy)
+    for key, value in (extra or {}).items():
+        setattr(error, key, value)
+    return error
 
 
 # -- this side ---------------------------------------------------------------------------------
