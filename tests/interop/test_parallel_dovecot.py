@@ -164,3 +164,37 @@ def test_a_helper_failing_mid_fetch_fails_the_fetch(
     # No half-written message is left looking whole.
     for path in (tmp_path / "out").glob("*.eml"):
         assert path.read_bytes() in raws
+
+
+def test_a_helper_that_cannot_be_spawned_leaves_the_others_working(
+    helped: Callable[..., ImapMailbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second spawn fails (EMFILE): the first helper stays and is used, none is leaked.
+    import asyncio
+    import errno
+
+    spawn = asyncio.create_subprocess_exec
+    calls: list[int] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", flaky)
+    folder = f"Spawn {uuid.uuid4().hex[:6]}"
+    raws = [message(f"S{i}") for i in range(COUNT)]
+
+    async def go() -> tuple[DirectorySink, FetchPool, int, list[Any]]:
+        async with helped() as box:
+            refs = await _load(box, folder, raws)
+            sink = DirectorySink(tmp_path / "out")
+            async with await FetchPool.start(box, 3) as pool:
+                handled = await fetch_many(box, refs, sink, batch=2, pool=pool)
+            return sink, pool, handled, [h.process for h in pool.helpers]
+
+    sink, pool, handled, processes = run(go())
+    assert len(calls) == 2 and pool.size == 1  # no third attempt after the failure
+    assert handled == COUNT and len(sink.saved) == COUNT and pool.helped > 0
+    assert all(p.returncode is not None for p in processes)  # stopped with the pool

@@ -295,24 +295,33 @@ class FetchPool:
             await box.access_token(),
         )
         debug = bool(os.environ.get("MAILGATE_DEBUG"))
-        helpers = []
-        for _ in range(count):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-P",  # not the working directory on sys.path: it may be anyone's
-                "-m",
-                __name__,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=None if debug else asyncio.subprocess.DEVNULL,
-                env=_child_env(),
-            )
-            helper = _Helper(process)
-            helpers.append(helper)
-            with contextlib.suppress(TransportError):  # gone already: dropped on first use
-                await helper.send(os.getpid())
-                await helper.send(recipe)
-        return cls(helpers)
+        pool = cls()
+        try:
+            for _ in range(count):
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-P",  # not the working directory on sys.path: it may be anyone's
+                        "-m",
+                        __name__,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=None if debug else asyncio.subprocess.DEVNULL,
+                        env=_child_env(),
+                    )
+                except OSError:
+                    # Out of processes or file descriptors: helpers are an optimisation, so
+                    # the fetch goes on with those already started (or none).
+                    break
+                helper = _Helper(process)
+                pool.helpers.append(helper)
+                with contextlib.suppress(TransportError):  # gone already: dropped on first use
+                    await helper.send(os.getpid())
+                    await helper.send(recipe)
+        except BaseException:
+            await pool.close()  # cancelled mid-start: no helper outlives the pool
+            raise
+        return pool
 
     @property
     def size(self) -> int:
