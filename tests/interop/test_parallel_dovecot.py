@@ -198,3 +198,50 @@ def test_a_helper_that_cannot_be_spawned_leaves_the_others_working(
     assert len(calls) == 2 and pool.size == 1  # no third attempt after the failure
     assert handled == COUNT and len(sink.saved) == COUNT and pool.helped > 0
     assert all(p.returncode is not None for p in processes)  # stopped with the pool
+
+
+class _FailsWhileHelperWrites(DirectorySink):
+    """Fails in this process as soon as a helper is half-way through writing a big message."""
+
+    def _wait_for_helper_file(self) -> None:
+        import time
+
+        ours = f".mailgate-{os.getpid()}-"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            # Blocking on purpose: the helper is another process and goes on meanwhile.
+            if any(not p.name.startswith(ours) for p in self.directory.glob(".mailgate-*.part")):
+                raise MailgateError("disk full (simulated)", "free space")
+            time.sleep(0.001)
+        raise AssertionError("the helper never started writing")
+
+    def open(self, ref: MessageRef, part: Any | None) -> Any:
+        self._wait_for_helper_file()
+        return super().open(ref, part)
+
+    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
+        self._wait_for_helper_file()
+
+
+def test_a_busy_helper_stopped_by_a_failing_run_leaves_no_partial_file(
+    helped: Callable[..., ImapMailbox], tmp_path: Path
+) -> None:
+    # Each connection gets one 60 MB message; this process fails while the helper streams its
+    # own to a temporary file: the pool's SIGTERM cancels the helper's batch, which removes it.
+    from tests.interop.test_streaming import big_message
+
+    folder = f"Busy {uuid.uuid4().hex[:6]}"
+    raws = [big_message(60 * 2**20), big_message(60 * 2**20 + 7)]
+    out = tmp_path / "out"
+
+    async def go() -> None:
+        async with helped() as box:
+            refs = await _load(box, folder, raws)
+            async with await FetchPool.start(box, 1) as pool:
+                await fetch_many(box, refs, _FailsWhileHelperWrites(out), batch=1, pool=pool)
+
+    with pytest.raises(MailgateError, match="disk full"):
+        run(go())
+    # The helper abandoned its message at once (before, it was left to finish it within the
+    # stop's 5 s grace and killed past that, leaving its temporary file behind).
+    assert list(out.iterdir()) == []

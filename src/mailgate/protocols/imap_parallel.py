@@ -204,6 +204,7 @@ class _Helper:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.ready = False
+        self.busy = False  # a job was sent and its answer has not come back
 
     async def send(self, value: Any) -> None:
         stdin = self.process.stdin
@@ -231,6 +232,7 @@ class _Helper:
         )
 
     async def run(self, job: _Job) -> Any:
+        self.busy = True
         if not self.ready:
             # Whatever stops a helper before it is ready (no connection, no sign-in, a crash
             # at start) drops it: nothing of the job was started.
@@ -245,11 +247,17 @@ class _Helper:
         else:
             await self.send(job)
         kind, value = await self.receive()
+        self.busy = False  # answered: the child waits for the next job
         if kind == "error":
             raise restore_error(*value)
         return value
 
     async def stop(self) -> None:
+        if self.busy and self.process.returncode is None:
+            # Stopped mid-batch (the run failed elsewhere or was cancelled): SIGTERM cancels
+            # the batch in the child, whose sink removes its half-written temporary file.
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
         with contextlib.suppress(Exception):
             if self.process.returncode is None:
                 await self.send(None)
@@ -449,7 +457,22 @@ def _main() -> None:
     _die_with(parent)
     recipe = _read_frame(inbound)
     if recipe is not None:
-        asyncio.run(_serve(recipe, inbound, outbound))
+        asyncio.run(_serve_until_terminated(recipe, inbound, outbound))
+
+
+async def _serve_until_terminated(
+    recipe: ConnectionRecipe, inbound: IO[bytes], outbound: IO[bytes]
+) -> None:
+    """:func:`_serve`, cancelled by SIGTERM: the batch in progress is aborted the way any
+    failure aborts it (open files removed), the connection logged out, and the process ends."""
+    import signal
+
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on this loop
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await _serve(recipe, inbound, outbound)
 
 
 if __name__ == "__main__":
