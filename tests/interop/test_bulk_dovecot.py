@@ -77,3 +77,33 @@ def test_fetch_many_eml_and_attachments(
     pdf = next(client.out.glob("*-2"))
     assert pdf.read_bytes() == b"%PDF-1.4\n"
     assert not list(tmp_path.rglob("*.part"))
+
+
+class _FailingSink(Sink):
+    def complete(
+        self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO, size: int
+    ) -> None:
+        dest.close()
+        raise OSError(28, "No space left on device")
+
+
+def test_a_fetch_failing_mid_reply_gives_up_the_connection(imap: Any, tmp_path: Path) -> None:
+    # The sink fails on the first of several messages in one UID FETCH: the rest of the reply
+    # is unread, so the connection must not be used again (not even for LOGOUT, which would
+    # read that rest as its own reply until its timeout), and closing it still works.
+    folder = f"Fail {uuid.uuid4().hex[:6]}"
+
+    async def go() -> tuple[bool, bool]:
+        async with imap() as box:
+            await box.command("CREATE", await box.mailbox_argument(folder))
+            for i in range(4):
+                await box.append(folder, message(f"Fail {i}"))
+            refs = await box.search(folder, SearchCriteria())
+            with pytest.raises(OSError, match="No space"):
+                await fetch_many(box, refs, _FailingSink(tmp_path), batch=4)
+            stream = box.connection.stream
+            closed = stream.closed
+        transport = stream.receiver.transport
+        return closed, transport is not None and transport.is_closing()
+
+    assert run(go()) == (True, True)

@@ -170,6 +170,12 @@ class ImapConnection:
                 if self.bye is not None:
                     raise command_failure(name, self.bye) from exc
                 raise
+            except BaseException:
+                # The reply is left half-read (a sink failed mid-literal, the caller was
+                # cancelled, a reply did not parse): the connection is out of step, and a
+                # LOGOUT would only read the rest of a bulk FETCH until its timeout.
+                self.stream.closed = True
+                raise
         if check and result.status.status != "OK":
             raise command_failure(
                 name.split()[-1] if name.startswith("UID") else name, result.status
