@@ -107,7 +107,7 @@ def test_failed_publish_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     def refuse(*_args: Any, **_kwargs: Any) -> Path:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(save_module, "publish_file", refuse)
+    monkeypatch.setattr(save_module, "publish_at", refuse)
     with pytest.raises(MailgateError, match="Input/output error"):
         _bulk(DirectorySink(tmp_path), 1, b"Subject: x\r\n\r\nbody", split=False)
     assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_NAME_BYTES",
     "candidate_paths",
     "create_file",
+    "publish_at",
     "publish_file",
     "reserve_path",
     "safe_filename",
@@ -181,6 +182,20 @@ def publish_file(
         os.unlink(temp)
         return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
+
+
+def publish_at(temp: str, root: str, name: str) -> str:
+    """:func:`publish_file` for the bulk path: ``root`` resolved, ``name`` already safe, and
+    the path as a string; the first name is tried without building the candidate list."""
+    first = f"{root}/{name}"
+    try:
+        os.link(temp, first)
+    except FileExistsError:
+        return os.fspath(publish_file(temp, Path(root), name, resolved=True, safe=True))
+    except OSError:
+        return os.fspath(_publish_by_rename(temp, Path(root), name, True))
+    os.unlink(temp)
+    return first
 
 
 def _publish_by_rename(temp: str | Path, directory: Path, name: str, resolved: bool) -> Path:

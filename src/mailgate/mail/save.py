@@ -16,15 +16,15 @@ import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from mailgate.errors import MailgateError
 from mailgate.mail.filenames import (
     create_file,
+    publish_at,
     publish_file,
     reserve_path,
     safe_filename,
@@ -52,26 +52,52 @@ __all__ = [
 ]
 
 
-@dataclass
 class SavedMessage:
     """Where a message went and what could not be done with it.
 
     ``summary`` is made from the kept header ``fields`` when first asked: a bulk save names
-    its files from Subject and Date alone, and most callers never look further.
+    its files from Subject and Date alone, and most callers never look further. The path is
+    kept as a string (``file``) and ``eml_path`` made from it on use: building a ``Path`` per
+    message cost more than the system calls that saved it.
     """
 
-    eml_path: Path
-    size: int
-    attachments: list[Path] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    ref: MessageRef | None = field(default=None, repr=False)
-    fields: HeaderFields | None = field(default=None, repr=False)
+    __slots__ = ("_summary", "attachments", "fields", "file", "problems", "ref", "size")
 
-    @cached_property
+    def __init__(
+        self,
+        eml_path: str | Path,
+        size: int,
+        attachments: list[Path] | None = None,
+        problems: list[str] | None = None,
+        ref: MessageRef | None = None,
+        fields: HeaderFields | None = None,
+    ) -> None:
+        self.file = os.fspath(eml_path)
+        self.size = size
+        self.attachments: list[Path] = attachments if attachments is not None else []
+        self.problems: list[str] = problems if problems is not None else []
+        self.ref = ref
+        self.fields = fields
+        self._summary: MessageSummary | None = None
+
+    @property
+    def eml_path(self) -> Path:
+        return Path(self.file)
+
+    @property
     def summary(self) -> MessageSummary | None:
-        if self.ref is None or self.fields is None:
-            return None
-        return summary_from_fields(self.ref, self.fields, size=self.size)
+        if self._summary is None and self.ref is not None and self.fields is not None:
+            self._summary = summary_from_fields(self.ref, self.fields, size=self.size)
+        return self._summary
+
+    def __getstate__(self) -> tuple[Any, ...]:  # helper processes send these back in bulk
+        return (self.file, self.size, self.attachments, self.problems, self.ref, self.fields)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"SavedMessage({self.file!r}, size={self.size}, attachments={self.attachments!r})"
 
 
 def io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
@@ -250,7 +276,8 @@ class DirectorySink:
         except OSError as exc:
             raise io_error("create the directory", directory, exc) from exc
         self.directory = directory.resolve()
-        self._prefix = f"{self.directory}/.mailgate-{os.getpid()}-"
+        self._root = str(self.directory)
+        self._prefix = f"{self._root}/.mailgate-{os.getpid()}-"
         self.saved: dict[str, SavedMessage] = {}
         self._count = 0
         self._made: set[Path] = set()
@@ -340,7 +367,7 @@ class DirectorySink:
         name = eml_filename(*subject_and_date(fields), ref.id)
         temp = self._write_temp(data)
         try:
-            final = publish_file(temp, self.directory, name, resolved=True, safe=True)
+            final = publish_at(temp, self._root, name)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)

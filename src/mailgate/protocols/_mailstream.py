@@ -229,9 +229,36 @@ class MailStream:
             await self._fill(what, timeout)
 
     async def readexactly(self, size: int, what: str = "reading data") -> bytes:
+        await self.ensure(size, what)
+        return self._take(size)
+
+    @property
+    def pending(self) -> bytearray:
+        """The bytes received and not yet taken (read-only for callers: use :meth:`cut`)."""
+        return self._buffer
+
+    async def ensure(self, size: int, what: str = "reading data") -> None:
+        """Wait until at least ``size`` bytes are pending; TransportError if the peer hangs up."""
         while len(self._buffer) < size:
             await self._fill(what)
-        return self._take(size)
+
+    async def more(self, what: str = "reading a reply") -> None:
+        """Wait until more bytes are pending than now."""
+        await self._fill(what)
+
+    def cut(self, start: int, stop: int, consumed: int) -> bytes:
+        """``pending[start:stop]`` as bytes (one copy), then drop the first ``consumed`` bytes.
+
+        A bulk reader that has matched a whole response in :attr:`pending` takes the part it
+        wants without the line-by-line reads (and their copies) of the general path.
+        """
+        buffer = self._buffer
+        with memoryview(buffer) as view:
+            data = bytes(view[start:stop])
+        del buffer[:consumed]
+        if self.receiver.reading_paused and len(buffer) < READER_LIMIT // 2:
+            self.receiver.resume_reading()
+        return data
 
     async def copy_exactly(
         self,

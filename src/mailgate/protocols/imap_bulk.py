@@ -60,6 +60,7 @@ WHOLE_MESSAGE_LIMIT = CLIENT_SPLIT_LIMIT  # one message at a time is held, never
 
 _LITERAL_TARGET = re.compile(rb"(?:BODY\[([0-9.]*)\]|BINARY\[([0-9.]*)\]) \{\d+\+?\}\r?\n$")
 _UID = re.compile(rb"[( ]UID (\d+)")
+_WHOLE_BODIES = b"(UID BODY.PEEK[])"
 
 
 class MessageSink(Protocol):
@@ -340,9 +341,7 @@ async def run_batch(
         # The literal's size says which messages are small enough to split here; the others
         # are only streamed, and their attachments asked of the server afterwards. (No size
         # round trip first: it cost a sixth of a bulk save with attachments.)
-        large = await _run_fetch(
-            box, folder, validity, uids, b"(UID BODY.PEEK[])", {}, sink, split=True
-        )
+        large = await _run_fetch(box, folder, validity, uids, _WHOLE_BODIES, {}, sink, split=True)
         if large:
             await run_batch(box, folder, large, sink, False, True)
         return
@@ -404,8 +403,17 @@ async def _run_fetch(
         current.append(target)
         return target  # type: ignore[return-value]  # file-like: write() is all that is used
 
+    bodies = None
+    if whole and not parts and request == _WHOLE_BODIES:
+        saver = cast(WholeMessageSink, sink)
+
+        def bodies(uid: int, data: bytes) -> None:
+            saver.save(MessageRef(folder, f"{validity}:{uid}"), data, split)
+
     try:
-        await box.connection.command("UID FETCH", sequence_set(uids), request, sink=literal_sink)
+        await box.connection.command(
+            "UID FETCH", sequence_set(uids), request, sink=literal_sink, bodies=bodies
+        )
     except BaseException:
         for target in current:
             target.abort()

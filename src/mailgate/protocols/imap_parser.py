@@ -34,6 +34,7 @@ __all__ = [
     "Value",
     "as_int",
     "as_text",
+    "fetch_body_head",
     "fetch_items",
     "literal_marker",
     "parse_response",
@@ -92,6 +93,23 @@ class RawResponse:
             start = pos + len(line)
             literals.append(data[start : start + size])
             pos = start + size
+
+
+# Exactly what Dovecot, Exchange and the sandbox send for ``UID FETCH (UID BODY.PEEK[])``.
+_BODY_HEAD = re.compile(rb"\* \d+ FETCH \(UID (\d+) BODY\[\] \{(\d+)\}\r\n")
+
+
+def fetch_body_head(data: bytes | bytearray) -> tuple[int, int, int] | None:
+    """``(uid, size, start)`` if ``data`` begins with ``* n FETCH (UID u BODY[] {size}`` CRLF.
+
+    The bulk path reads the literal at ``data[start:start + size]`` and expects ``)`` CRLF
+    right after it; any other shape (more items, another order, a partial line) is None and
+    goes through the general parser instead.
+    """
+    match = _BODY_HEAD.match(data)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), match.end()
 
 
 def literal_marker(line: bytes) -> int | None:
