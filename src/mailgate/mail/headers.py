@@ -173,13 +173,12 @@ def summary_from_fields(
     addresses: bool = True,
 ) -> MessageSummary:
     """:func:`summary_from_headers` from fields :func:`header_fields` already read."""
-    raw_date = _first(fields, b"date")
-    date = parse_date(raw_date) if raw_date else None
+    subject, date = subject_and_date(fields)  # one reading of both, as saved files are named
     senders = _addresses(fields.get(b"from", [])) if addresses else ()
     flag_set = set(flags)
     return MessageSummary(
         ref=ref,
-        subject=_decoded(_first(fields, b"subject")),
+        subject=subject,
         from_address=senders[0] if senders else "",
         to=_addresses(fields.get(b"to", [])) if addresses else (),
         cc=_addresses(fields.get(b"cc", [])) if addresses else (),
