@@ -27,14 +27,14 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.errors import MailgateError
 from mailgate.jobs.import_keys import SyncMode
-from mailgate.mail.filenames import candidate_paths, publish_file, reserve_path, write_all
+from mailgate.mail.filenames import candidate_paths, publish_at, reserve_path, write_all
 from mailgate.mail.headers import header_block, summary_from_headers
 from mailgate.mail.save import eml_filename, extract_attachments, io_error
 from mailgate.processes import other_process_alive
@@ -92,7 +92,7 @@ def _syncfs(fd: int) -> bool:
     return True
 
 
-def _fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+def _fsync_path(path: str | Path, flags: int = os.O_RDONLY) -> None:
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
@@ -100,7 +100,7 @@ def _fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
-def make_durable(directory: Path, files: list[Path]) -> None:
+def make_durable(directory: Path, files: list[str | Path]) -> None:
     """Force ``files`` (all under ``directory``) and their directory entries to disk."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -109,7 +109,7 @@ def make_durable(directory: Path, files: list[Path]) -> None:
                 return
             for path in files:
                 _fsync_path(path)
-            for parent in {p.parent for p in files} | {directory}:
+            for parent in {os.path.dirname(p) for p in files} | {os.fspath(directory)}:
                 _fsync_path(parent)
         finally:
             os.close(fd)
@@ -325,14 +325,24 @@ class FetchSink:
                 os.unlink(item.temp)
 
 
-@dataclass
 class SavedFiles:
-    """Where a message's ``.eml`` and attachments are; ``existing`` if an earlier run wrote it."""
+    """Where a message's ``.eml`` and attachments are; ``existing`` if an earlier run wrote it.
 
-    eml: Path
-    attachments: list[Path] = field(default_factory=list)
-    existing: bool = False
-    problems: list[str] = field(default_factory=list)
+    The ``.eml`` path is kept as a string (``file``), ``eml`` made from it on use: a ``Path``
+    per message cost more than the system calls that published it.
+    """
+
+    __slots__ = ("attachments", "existing", "file", "problems")
+
+    def __init__(self, eml: str | Path, existing: bool = False) -> None:
+        self.file = os.fspath(eml)
+        self.existing = existing
+        self.attachments: list[Path] = []
+        self.problems: list[str] = []
+
+    @property
+    def eml(self) -> Path:
+        return Path(self.file)
 
 
 class DirectoryDestination:
@@ -350,7 +360,8 @@ class DirectoryDestination:
         remove_stale_parts(self.directory)
         self.attachments = attachments
         self.sync = sync
-        self.written: list[Path] = []  # files and directories of the batch, for the sync
+        self._root = str(self.directory)
+        self.written: list[str | Path] = []  # files and directories of the batch, for the sync
         # Names present when the run started, plus those it published: a name in neither cannot
         # hold an earlier run's copy, so most messages need no lstat (one run per job at a
         # time; a name taken meanwhile by someone else is still never overwritten).
@@ -371,12 +382,12 @@ class DirectoryDestination:
         else:
             try:
                 # eml_filename's result is already a safe_filename one.
-                eml = publish_file(item.temp, self.directory, name, resolved=True, safe=True)
+                eml = publish_at(item.temp, self._root, name)
             except OSError as exc:
                 raise io_error("save the message in", self.directory, exc) from exc
             saved = SavedFiles(eml)
             self.written.append(eml)
-            self.names.add(eml.name)
+            self.names.add(eml[len(self._root) + 1 :])
         if self.attachments:
             self._attachments(saved, item)
         if self.sync is SyncMode.MESSAGE:
@@ -440,7 +451,7 @@ class DirectoryDestination:
             saved.attachments = sorted(final.iterdir())
             self.written.extend([*saved.attachments, final])
 
-    def _written_earlier(self, paths: list[Path]) -> None:
+    def _written_earlier(self, paths: list[str | Path]) -> None:
         """Files an interrupted run wrote, maybe never synced: sync them like our own."""
         self.written.extend(paths)
         if self.sync is SyncMode.MESSAGE:

@@ -72,7 +72,9 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) -> Iterator[str]:
+def _candidates(
+    directory: str | Path, name: str, resolved: bool, safe: bool = False
+) -> Iterator[str]:
     """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``.
 
     ``safe=True``: ``name`` is already a :func:`safe_filename` result (saves a second pass).
@@ -87,7 +89,7 @@ def _candidates(directory: Path, name: str, resolved: bool, safe: bool = False) 
         stem, ext = base, ""
     else:
         ext = "." + ext
-    root = os.fspath(directory if resolved else directory.resolve())
+    root = os.fspath(directory if resolved else Path(directory).resolve())
     yield f"{root}/{base}"
     for n in range(2, 10_000):
         yield f"{root}/{stem}-{n}{ext}"
@@ -129,7 +131,7 @@ def write_all(fd: int, data: bytes) -> None:
                 written += os.write(fd, view[written:])
 
 
-def create_file(directory: Path, name: str, data: bytes, *, resolved: bool = False) -> Path:
+def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool = False) -> Path:
     """A new file for ``name`` in ``directory`` holding ``data``: :func:`reserve_path`'s rules
     (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting) with one open and one write.
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from mailgate.errors import MailgateError
 from mailgate.mail.filenames import (
@@ -114,6 +114,8 @@ def io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
     return MailgateError(f"Cannot {action} {path}: {reason}.", remedy)
 
 
+P = TypeVar("P", str, Path)
+
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _SPACES = re.compile(r"\s+")
 
@@ -133,15 +135,15 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 
 
-def attachment_dir(path: Path) -> Path:
+def attachment_dir(path: P) -> P:
     """Create ``path`` for a message's attachments, or accept it only as a plain directory.
 
     A symlink planted under that name would otherwise send attachment files elsewhere.
     """
     try:
-        path.mkdir()
+        os.mkdir(path)
     except FileExistsError:
-        if path.is_symlink() or not path.is_dir():
+        if os.path.islink(path) or not os.path.isdir(path):
             raise MailgateError(
                 f"{path} exists and is not a plain directory; attachments were not written.",
                 "remove or rename it and save again.",
@@ -280,12 +282,16 @@ class DirectorySink:
         self._prefix = f"{self._root}/.mailgate-{os.getpid()}-"
         self.saved: dict[str, SavedMessage] = {}
         self._count = 0
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
 
-    def _attachment_dir(self, ref_id: str) -> Path:
+    def _attachment_dir(self, ref_id: str) -> str:
         saved = self.saved.get(ref_id)
-        stem = saved.eml_path.stem if saved else safe_filename(ref_id)
-        target = self.directory / (stem + ".attachments")
+        if saved is None:
+            stem = safe_filename(ref_id)
+        else:  # saved files are named "<...>.eml" in this directory: no Path needed for the stem
+            name = saved.file.rpartition("/")[2]
+            stem = name[:-4] if name.endswith(".eml") and len(name) > 4 else saved.eml_path.stem
+        target = f"{self._root}/{stem}.attachments"
         if target not in self._made:
             attachment_dir(target)
             self._made.add(target)
@@ -295,7 +301,7 @@ class DirectorySink:
         if part is None:
             return cast(BinaryIO, self._open_temp())
         name = getattr(part, "filename", None) or "attachment"
-        target = self._attachment_dir(ref.id)
+        target = Path(self._attachment_dir(ref.id))
         try:
             final = reserve_path(target, str(name), resolved=True)
             # The name was just reserved empty with O_EXCL: reopen it, not a symlink swapped in.

@@ -36,6 +36,7 @@ from typing import IO, Any
 import mailgate
 from mailgate import errors
 from mailgate.errors import MailgateError, TransportError
+from mailgate.processes import tune_gc_for_bulk_work
 from mailgate.protocols import base, imap
 from mailgate.protocols.base import Security
 from mailgate.protocols.imap import BATCH, ImapMailbox, UidValidityChangedError
@@ -455,6 +456,7 @@ def _main() -> None:
     if parent is None:
         return
     _die_with(parent)
+    tune_gc_for_bulk_work()
     recipe = _read_frame(inbound)
     if recipe is not None:
         asyncio.run(_serve_until_terminated(recipe, inbound, outbound))
