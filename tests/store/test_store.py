@@ -205,3 +205,35 @@ def test_exclusive_lock_is_held_once_across_processes(store_url: str) -> None:
     )
     assert again.stdout.strip() == "True", again.stderr
     store.close()
+
+
+def test_a_store_made_by_an_older_release_is_upgraded_in_place(store_url: str) -> None:
+    """A store at revision 0001 (with the content_hash index) keeps its rows when opened."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect
+
+    import mailgate.store
+
+    engine = create_engine(database_url(store_url))
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(mailgate.store.__file__).parent / "migrations")
+    )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO processed_messages (job, mailbox, folder, uidvalidity, item_id, state,"
+            " content_hash, created_at, updated_at) VALUES ('j', 'a', 'INBOX', 1, '5', 'done',"
+            " 'ab', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    indexes = {i["name"] for i in inspect(engine).get_indexes("processed_messages")}
+    assert "ix_processed_messages_content_hash" in indexes
+    engine.dispose()
+    store = open_store(store_url)
+    with store.session() as session:
+        assert session.scalars(select(ProcessedMessage.content_hash)).all() == ["ab"]
+    indexes = {i["name"] for i in inspect(store.engine).get_indexes("processed_messages")}
+    store.close()
+    assert "ix_processed_messages_content_hash" not in indexes

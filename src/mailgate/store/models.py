@@ -75,7 +75,7 @@ class ProcessedMessage(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
     item_id: Mapped[str] = mapped_column(String(1024))
     message_id: Mapped[str | None] = mapped_column(Text, default=None)
-    content_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     state: Mapped[str] = mapped_column(String(16))
     destination: Mapped[str | None] = mapped_column(Text, default=None)
