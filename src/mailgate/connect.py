@@ -10,7 +10,9 @@ set up with, so one signed-in credential serves IMAP and SMTP alike.
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +106,7 @@ class MailboxConnector:
 
     def __init__(self, provider: TokenProvider) -> None:
         self.provider = provider
+        self._contexts: dict[tuple[str, ...], Future[ssl.SSLContext]] = {}
 
     @property
     def _sandbox_file(self) -> Path:
@@ -163,10 +166,33 @@ class MailboxConnector:
         return tuple(str(extra) for extra in (profile.ca_file, cloud.ca_file) if extra)
 
     def ssl_context(self, profile: MailboxProfile) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        for extra in self.ca_files(profile):
-            context.load_verify_locations(cafile=extra)
-        return context
+        """The TLS trust for ``profile``: the system's CAs and its extra ones (shared by the
+        adapters of profiles with the same extra CAs; a bad CA file raises here)."""
+        return self._context(self.ca_files(profile)).result()
+
+    def prepare(self, profile: MailboxProfile) -> None:
+        """Start building ``profile``'s TLS trust now, in a thread: loading the system CA bundle
+        takes ~20 ms and releases the GIL, so a command that calls this first has it ready by
+        the time it connects."""
+        self._context(self.ca_files(profile))
+
+    def _context(self, ca_files: tuple[str, ...]) -> Future[ssl.SSLContext]:
+        future = self._contexts.get(ca_files)
+        if future is None:
+            future = self._contexts[ca_files] = Future()
+
+            def build() -> None:
+                try:
+                    context = ssl.create_default_context()
+                    for extra in ca_files:
+                        context.load_verify_locations(cafile=extra)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(context)
+
+            threading.Thread(target=build, name="mailgate-tls-trust", daemon=True).start()
+        return future
 
     async def token(self, profile: MailboxProfile) -> AccessToken:
         credential = self.provider.vault.get(profile.credential)

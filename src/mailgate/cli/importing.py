@@ -136,12 +136,8 @@ def import_(
     """Import mail exactly once to a directory, webhook or command, then post-process it."""
     from mailgate.cli._context import open_provider, warn_expiring
     from mailgate.connect import MailboxConnector
-    from mailgate.jobs.importer import ImportOptions
-    from mailgate.jobs.postprocess import check_policy
     from mailgate.mailboxes import MailboxStore
     from mailgate.paths import data_dir
-    from mailgate.secret import Secret
-    from mailgate.store import open_store
 
     if to is None and webhook is None and command is None:
         raise InvalidInputError("destination", "--to DIR, --webhook URL or --command CMD")
@@ -154,6 +150,14 @@ def import_(
 
         check_webhook_url(webhook)
     profile = MailboxStore(data_dir()).get(mailbox)
+    connector = MailboxConnector(open_provider(interactive=False))
+    connector.prepare(profile)  # the TLS trust loads while the state store's modules do
+
+    from mailgate.jobs.importer import ImportOptions
+    from mailgate.jobs.postprocess import check_policy
+    from mailgate.secret import Secret
+    from mailgate.store import open_store
+
     overrides = {
         "import.after": after,
         "import.move_to": move_to,
@@ -164,7 +168,6 @@ def import_(
     }
     resolved = _settings(mailbox, job, overrides)
     settings = resolved.settings.import_
-    connector = MailboxConnector(open_provider(interactive=False))
     adapter = connector.adapter(profile)
     policy = check_policy(
         settings.after,

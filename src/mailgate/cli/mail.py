@@ -297,6 +297,7 @@ def get(
     """List (or save) messages matching the filters; nothing is changed in the mailbox."""
     profile = _store().get(mailbox)
     connector = _connector()
+    connector.prepare(profile)
     warn_expiring(connector.provider.vault.get(profile.credential))
     criteria = _criteria(unread, from_address, subject, since, before, has_attachments)
     result = _run(

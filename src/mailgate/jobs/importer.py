@@ -164,7 +164,7 @@ class _Delivery:
     saved: SavedFiles | None = None
     duplicate_of: str | None = None
     error: str | None = None
-    path: Path | None = None  # the .eml a webhook/command is given
+    path: str | None = None  # the .eml a webhook/command is given (a string: made per message)
 
 
 class _ImportRun:
@@ -394,12 +394,12 @@ class _ImportRun:
         token = self.token(self.key(item.ref))
         if self.directory is not None:
             delivery.saved = self.directory.publish(item, token[:8])
-            delivery.path = delivery.saved.eml
+            delivery.path = delivery.saved.file
         else:
             path = Path(item.temp).with_name(f"{token}.eml")
             os.replace(item.temp, path)  # inside our private spool: ours to replace
-            delivery.path = path
-        self.hashes[item.sha256] = str(delivery.path)
+            delivery.path = str(path)
+        self.hashes[item.sha256] = delivery.path
         return delivery
 
     async def _deliver_elsewhere(self, deliveries: dict[str, _Delivery]) -> None:
@@ -420,7 +420,7 @@ class _ImportRun:
             for delivery in pending:
                 if delivery.path is not None:
                     # Delivered, or failed and fetched afresh next run: the spool copy goes.
-                    delivery.path.unlink(missing_ok=True)
+                    Path(delivery.path).unlink(missing_ok=True)
 
     async def _post(self, delivery: _Delivery) -> None:
         from mailgate.jobs.webhook import MessageIdentity, webhook_payload
@@ -440,7 +440,7 @@ class _ImportRun:
             size=item.size,
         )
         saved = delivery.saved
-        raw = await asyncio.to_thread(delivery.path.read_bytes)
+        raw = await asyncio.to_thread(Path(delivery.path).read_bytes)
         payload = webhook_payload(
             raw,
             identity,
@@ -468,7 +468,7 @@ class _ImportRun:
             "MAILGATE_FOLDER": key.folder,
             "MAILGATE_MESSAGE_ID": delivery.item.summary.message_id or "",
         }
-        argv = [*self.options.command, str(delivery.path)]
+        argv = [*self.options.command, delivery.path]
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -497,7 +497,7 @@ class _ImportRun:
         skip = set(too_large)
         # A copy of a message whose own delivery failed in this batch was not delivered either.
         failed_originals = {
-            str(d.path): d.error for d in deliveries.values() if d.error and d.path is not None
+            d.path: d.error for d in deliveries.values() if d.error and d.path is not None
         }
         for ref in refs:
             if ref in skip:
@@ -516,8 +516,7 @@ class _ImportRun:
                 DELIVERED,
                 subject=item.summary.subject,
                 message_id=item.summary.message_id,
-                destination=delivery.duplicate_of
-                or (str(delivery.path) if delivery.path else None),
+                destination=delivery.duplicate_of or delivery.path,
             )
             change: dict[str, Any] = {
                 "id": row_id,
