@@ -64,3 +64,24 @@ def test_an_import_to_a_directory_loads_no_http_client(tmp_path: object) -> None
     )
     assert "no mailbox named 'nosuch'" in done.stderr, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_only_the_command_being_run_is_built() -> None:
+    from mailgate.cli import _app_for, app
+
+    only = _app_for(["get", "inbox", "--save", "x"])
+    assert [c.callback.__name__ for c in only.registered_commands if c.callback] == ["get"]
+    assert only.registered_groups == []
+    group = _app_for(["creds", "list"])
+    assert [g.name for g in group.registered_groups] == ["creds"]
+    assert group.registered_commands == []
+    for args in ([], ["--help"], ["no-such-command"], ["-x", "get"]):
+        assert _app_for(args) is app
+    assert len(app.registered_commands) > 3  # the app itself is left whole
+
+
+def test_a_pruned_app_still_runs_a_single_command(cli: Cli) -> None:
+    result = cli("mailbox", "list", "--json")
+    assert result.code == 0 and json.loads(result.out) == []
+    result = cli("get", "--help")
+    assert result.code == 0 and "--save" in result.text

@@ -7,6 +7,7 @@ remedy and exits with its code (2 for bad input, 1 otherwise); anything else pri
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from datetime import UTC, datetime
@@ -70,6 +71,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _group() -> None:
+    # A callback keeps the app a command group however few commands it is given (see
+    # _app_for), so `mailgate get ...` parses the same when only `get` is built.
+    pass
+
+
 app.add_typer(creds.app, name="creds")
 app.add_typer(setup.app, name="setup")
 app.add_typer(config.app, name="config")
@@ -168,13 +178,36 @@ def demo(
         raise typer.Exit(1)
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """``app`` with only the command or group that ``args`` starts with, if it names one.
+
+    Typer builds every command's options from its signature on each start (~25 ms for all of
+    mailgate's); a command needs only its own. Help, unknown names and options before the
+    command get the whole app, so their output is unchanged.
+    """
+    if not args or args[0].startswith("-"):
+        return app
+    name = args[0]
+    commands = [c for c in app.registered_commands if (c.name or _command_name(c.callback)) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    only = copy.copy(app)
+    only.registered_commands, only.registered_groups = commands, groups
+    return only
+
+
+def _command_name(callback: Any) -> str:
+    return str(getattr(callback, "__name__", "")).lower().replace("_", "-")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turn every failure into a readable message."""
     show_library_warnings()
     tune_gc_for_bulk_work()
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
-        code = app(standalone_mode=False)
+        code = _app_for(sys.argv[1:])(standalone_mode=False)
     except MailgateError as exc:
         print_error(exc)
         sys.exit(exc.exit_code)
