@@ -36,7 +36,18 @@ _WINDOWS_DEVICES = frozenset(
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
+_SEPARATORS = re.compile(r"[/\\]")
+
+
 def _truncate(stem: str, ext: str) -> tuple[str, str]:
+    # ASCII within the budget (the common case): characters are bytes, nothing to cut.
+    if (
+        stem.isascii()
+        and ext.isascii()
+        and len(ext) <= 20
+        and len(stem) + len(ext) <= MAX_NAME_BYTES
+    ):
+        return stem.rstrip(" ."), ext
     ext_bytes = ext.encode("utf-8")
     if len(ext_bytes) > 20:
         ext = ""
@@ -47,9 +58,12 @@ def _truncate(stem: str, ext: str) -> tuple[str, str]:
 
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """One safe path component for ``name`` (never empty, never ``.``/``..``, no separators)."""
-    text = unicodedata.normalize("NFC", name or "")
-    # Keep only the last path component a sender may have smuggled in.
-    text = re.split(r"[/\\]", text)[-1]
+    text = name or ""
+    if not text.isascii():  # NFC leaves ASCII as it is: bulk saves skip the call
+        text = unicodedata.normalize("NFC", text)
+    if "/" in text or "\\" in text:
+        # Keep only the last path component a sender may have smuggled in.
+        text = _SEPARATORS.split(text)[-1]
     text = _UNSAFE.sub("_", text)
     if not (text.isascii() and text.isprintable()):  # the common case needs no scan
         text = "".join(

@@ -128,9 +128,14 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
         if date
         else "undated"
     )
-    short = _NOT_ALNUM.sub("", ref_id)[-8:] or "msg"
+    # IMAP ids are "<uidvalidity>:<uid>": no regex needed for those (bulk saves name 10,000s).
+    plain = ref_id.replace(":", "")
+    short = (plain if plain.isascii() and plain.isalnum() else _NOT_ALNUM.sub("", ref_id))[-8:]
+    short = short or "msg"
     # Slashes in a subject are not paths; keep the whole subject visible.
-    title = _SPACES.sub(" ", (subject or "no subject").replace("/", "_").replace("\\", "_"))
+    title = (subject or "no subject").replace("/", "_").replace("\\", "_")
+    if not title.isprintable() or "  " in title:  # else no run of white space to fold
+        title = _SPACES.sub(" ", title)
     title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
 

@@ -24,18 +24,35 @@ from mailgate.protocols.imap_results import AttachmentPart
 
 __all__ = ["MimeFields", "decode_base64", "split_attachments", "split_attachments_checked"]
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# The empty line after a header block: its first LF is found by a literal search (the CR
+# before it, if any, is stepped back over by hand): ``\r?\n\r?\n`` as one pattern made the
+# regex engine try every position of a 20 KB message.
+_HEADER_END = re.compile(rb"\n\r?\n")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _MIME_FIELDS = frozenset({b"content-type", b"content-disposition", b"content-transfer-encoding"})
-# Values the fast parameter parser leaves to the stdlib: non-ASCII, RFC 2231 (``name*=``),
-# backslash escapes, comments and encoded words.
-_NOT_SIMPLE = re.compile(r"[^\x00-\x7f]|[\\(*]|=\?")
+# Values the fast parameter parser leaves to the stdlib: non-ASCII (``str.isascii`` first,
+# cheaper than a class in this pattern), RFC 2231 (``name*=``), backslash escapes, comments
+# and encoded words.
+_NOT_SIMPLE = re.compile(r"[\\(*]|=\?")
 MAX_DEPTH = 20  # nested multiparts deeper than this are treated as opaque
 
 
 def _split_params(value: str) -> list[tuple[str, str]]:
     """``value``'s ``;``-separated parts as the stdlib's ``Message._get_params_preserve`` sees
     them (quotes respected, names lower-cased, bare attributes with an empty value)."""
+    if '"' not in value or all(";" not in quoted for quoted in value.split('"')[1::2]):
+        # No ";" inside quotes: every ";" separates (nearly all mail).
+        return [
+            (name.strip().lower(), val.strip()) if equals else (piece.strip(), "")
+            for piece in value.split(";")
+            for name, equals, val in (piece.partition("="),)
+        ]
+    return _split_params_scanning(value)
+
+
+def _split_params_scanning(value: str) -> list[tuple[str, str]]:
+    """:func:`_split_params` for any value: a ``;`` after an odd number of quotes in its
+    part is inside a quoted string and does not separate."""
     rest = ";" + value
     params: list[tuple[str, str]] = []
     while rest[:1] == ";":
@@ -79,7 +96,7 @@ class MimeFields:
             value = fields.get(key)
             if value is None:
                 continue
-            if _NOT_SIMPLE.search(value):
+            if not value.isascii() or _NOT_SIMPLE.search(value):
                 message = Message()
                 for name, field in fields.items():
                     message[name] = field
@@ -148,13 +165,22 @@ class MimeFields:
         return self._fields.get("content-transfer-encoding", "7bit").strip().lower()
 
 
-def _headers(part: bytes) -> tuple[MimeFields, bytes]:
+def split_head(part: bytes) -> tuple[bytes, bytes]:
+    """``part``'s header block and body, cut at the first empty line (``\r?\n\r?\n``)."""
     if part.startswith((b"\r\n", b"\n")):  # no headers at all: body follows at once
-        return MimeFields({}), part[2 if part.startswith(b"\r\n") else 1 :]
+        return b"", part[2 if part.startswith(b"\r\n") else 1 :]
     match = _HEADER_END.search(part)
     if not match:
-        return MimeFields.parse(part), b""
-    return MimeFields.parse(part[: match.start()]), part[match.end() :]
+        return part, b""
+    end = match.start()
+    if end and part[end - 1] == 13:  # "\r\n\r\n" or "\r\n\n": the CR belongs to it
+        end -= 1
+    return part[:end], part[match.end() :]
+
+
+def _headers(part: bytes) -> tuple[MimeFields, bytes]:
+    head, body = split_head(part)
+    return (MimeFields.parse(head) if head else MimeFields({})), body
 
 
 def _filename(headers: MimeFields) -> str | None:
