@@ -191,7 +191,11 @@ class MailboxConnector:
                 else:
                     future.set_result(context)
 
-            threading.Thread(target=build, name="mailgate-tls-trust", daemon=True).start()
+            # Not a daemon: a command that fails at once (a bad --since) would otherwise exit
+            # while OpenSSL is still loading the bundle in this thread, and the interpreter's
+            # shutdown under it crashed the process (SIGSEGV after the error was printed).
+            # Exit now waits for the load, ~20 ms at most.
+            threading.Thread(target=build, name="mailgate-tls-trust").start()
         return future
 
     async def token(self, profile: MailboxProfile) -> AccessToken:
