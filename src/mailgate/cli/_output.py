@@ -132,8 +132,37 @@ def show_library_warnings() -> None:
     warnings.simplefilter("always", SecretExpiringWarning)
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON, except that each record (an object or array inside an
+    array) is one compact line.
+
+    Still one JSON document, and easier to scan and grep than ``indent=2``: a report of
+    10,000 messages is 10,000 lines, not 70,000. It is also the C encoder's work: ``indent``
+    makes :mod:`json` fall back to its pure-Python encoder (80 ms for such a report).
+    """
+    return _indented(data, "")
+
+
+_ENCODER = json.JSONEncoder(default=str)  # one instance: json.dumps(default=) makes one a call
+
+
+def _indented(value: Any, pad: str) -> str:
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        fields = ",\n".join(
+            # The key as the encoder writes it (1 -> "1", True -> "true").
+            f"{inner}{_ENCODER.encode({key: 0})[1:-4]}: {_indented(item, inner)}"
+            for key, item in value.items()
+        )
+        return f"{{\n{fields}\n{pad}}}"
+    if isinstance(value, list | tuple) and value:
+        records = ",\n".join(inner + _ENCODER.encode(item) for item in value)
+        return f"[\n{records}\n{pad}]"
+    return _ENCODER.encode(value)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def read_secret(
