@@ -30,17 +30,27 @@ __all__ = ["MimeFields", "decode_base64", "split_attachments", "split_attachment
 _HEADER_END = re.compile(rb"\n\r?\n")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _MIME_FIELDS = frozenset({b"content-type", b"content-disposition", b"content-transfer-encoding"})
-# Values the fast parameter parser leaves to the stdlib: non-ASCII (``str.isascii`` first,
-# cheaper than a class in this pattern), RFC 2231 (``name*=``), backslash escapes, comments
-# and encoded words.
-_NOT_SIMPLE = re.compile(r"[\\(*]|=\?")
+
+
+def _simple(value: str) -> bool:
+    """False for values the fast parameter parser leaves to the stdlib: RFC 2231
+    (``name*=``), backslash escapes, comments and encoded words (non-ASCII is checked first,
+    by ``str.isascii``). Four substring tests cost a third of one regex search."""
+    return "\\" not in value and "(" not in value and "*" not in value and "=?" not in value
+
+
 MAX_DEPTH = 20  # nested multiparts deeper than this are treated as opaque
 
 
 def _split_params(value: str) -> list[tuple[str, str]]:
     """``value``'s ``;``-separated parts as the stdlib's ``Message._get_params_preserve`` sees
     them (quotes respected, names lower-cased, bare attributes with an empty value)."""
-    if '"' not in value or all(";" not in quoted for quoted in value.split('"')[1::2]):
+    quote = value.find('"')
+    if (
+        quote < 0
+        or value.find(";", quote) < 0  # no ";" from the first quote on: none inside quotes
+        or all(";" not in quoted for quoted in value.split('"')[1::2])
+    ):
         # No ";" inside quotes: every ";" separates (nearly all mail).
         return [
             (name.strip().lower(), val.strip()) if equals else (piece.strip(), "")
@@ -96,7 +106,7 @@ class MimeFields:
             value = fields.get(key)
             if value is None:
                 continue
-            if not value.isascii() or _NOT_SIMPLE.search(value):
+            if not value.isascii() or not _simple(value):
                 message = Message()
                 for name, field in fields.items():
                     message[name] = field
