@@ -188,6 +188,7 @@ class _ImportRun:
         self.advance = advance
         self.folder = options.folder
         self.known: dict[ItemKey, LedgerRow] = {}
+        self._keys: dict[MessageRef, ItemKey] = {}
         self.hashes: dict[str, str] = {}
         self.created: set[str] = set()
         self.directory: DirectoryDestination | None = None
@@ -207,7 +208,11 @@ class _ImportRun:
     # -- keys ----------------------------------------------------------------------------------
 
     def key(self, ref: MessageRef) -> ItemKey:
-        return item_key(self.box.protocol, ref)
+        # Asked for several times per message (ledger, names, report): parsed once.
+        key = self._keys.get(ref)
+        if key is None:
+            key = self._keys[ref] = item_key(self.box.protocol, ref)
+        return key
 
     def ref(self, key: ItemKey) -> MessageRef:
         if self.box.protocol is Protocol.IMAP:
