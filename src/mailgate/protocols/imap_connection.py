@@ -227,26 +227,31 @@ class ImapConnection:
                     raise command_failure("a command", response)
 
     async def _take_body(self, bodies: BodyTaker) -> bool:
-        """One bulk-FETCH body straight from the received bytes, if the next response is one.
+        """Bulk-FETCH bodies straight from the received bytes, while the next response is one.
 
         A tenth of a bulk save's client time went into reading such a response line by line,
-        literal by literal, through the general parser. False (nothing consumed) for anything
-        else, a tagged reply included.
+        literal by literal, through the general parser. Every body already received is taken
+        in this one call (awaiting only for bytes still to come: a call and two awaits per
+        message were measurable). False if the first response is not such a body (nothing
+        consumed), a tagged reply included.
         """
         stream = self.stream
         pending = stream.pending
-        if b"\n" not in pending:
-            await stream.more()  # any reader would wait for the rest of the line here
-        head = fetch_body_head(pending)
-        if head is None or head[1] > BODY_LIMIT:
-            return False
-        uid, size, start = head
-        end = start + size
-        await stream.ensure(end + 3, "reading a message")
-        if pending[end : end + 3] != b")\r\n":
-            return False
-        bodies(uid, stream.cut(start, end, end + 3))
-        return True
+        taken = False
+        while True:
+            if b"\n" not in pending:
+                await stream.more()  # any reader would wait for the rest of the line here
+            head = fetch_body_head(pending)
+            if head is None or head[1] > BODY_LIMIT:
+                return taken
+            uid, size, start = head
+            end = start + size
+            if len(pending) < end + 3:
+                await stream.ensure(end + 3, "reading a message")
+            if pending[end : end + 3] != b")\r\n":
+                return taken
+            bodies(uid, stream.cut(start, end, end + 3))
+            taken = True
 
     async def authenticate(self, mechanism: str, initial: bytes) -> StatusResponse:
         """SASL with an initial response; both failure styles end in MailAuthenticationError.
