@@ -2,10 +2,11 @@
 batch) against the same in-run imaplib baseline and 10,000-message Dovecot workload as
 bench/imap_import.py, whose helpers it uses.
 
-Run: ``.venv/bin/python bench/import_job.py [--messages 10000] [--rounds 2]``. Prints, as ratios
+Run: ``.venv/bin/python bench/import_job.py [--messages 10000] [--rounds 3]``. Prints, as ratios
 to the baseline: the import with and without attachments (target >= 0.4x; the default two
 connections, and one), and the cost of an fsync per message against one sync per batch, on tmpfs
-and on the disk holding the temp dir.
+and on the disk holding the temp dir. Each run follows a baseline run of its own; the median of
+those pairs is printed beside best against best.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,22 +58,33 @@ def importer(scratch: Path) -> Callable[..., int]:
     return run
 
 
-def best(run: Callable[[], int], out: Path, rounds: int, count: int) -> float:
-    times = []
+def timed(run: Callable[[], int], out: Path, count: int) -> float:
+    """Seconds ``run`` takes to put ``count`` messages into a fresh ``out``."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    done = run()
+    elapsed = time.perf_counter() - start
+    assert done == count, done
+    return elapsed
+
+
+def paired(
+    run: Callable[[], int], base: Callable[[], int], out: Path, rounds: int, count: int
+) -> tuple[list[float], list[float]]:
+    """Times of ``rounds`` runs, each right after a baseline run, and those baseline times
+    (pairs drift less with the machine's load than runs far apart)."""
+    runs, bases = [], []
     for _ in range(rounds):
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        start = time.perf_counter()
-        done = run()
-        times.append(time.perf_counter() - start)
-        assert done == count, done
-    return min(times)
+        bases.append(timed(base, out, count))
+        runs.append(timed(run, out, count))
+    return runs, bases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per variant (each paired)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else scratch
@@ -89,34 +102,53 @@ def main() -> None:
             cli_setup(idp, scratch, port, user)
             run = importer(scratch)
             n, r = args.messages, args.rounds
-            base = best(lambda: baseline(port, context, user["upn"], token, tmpfs), tmpfs, r, n)
-            rows = {
-                "import --no-attachments (tmpfs)": best(
-                    lambda: run(tmpfs, "--no-attachments"), tmpfs, r, n
+
+            def base_run() -> int:
+                return baseline(port, context, user["upn"], token, tmpfs)
+
+            variants = {
+                "import --no-attachments (tmpfs)": (tmpfs, r, ("--no-attachments",)),
+                "import --no-attachments --connections 1 (tmpfs)": (
+                    tmpfs,
+                    r,
+                    ("--no-attachments", "--connections", "1"),
                 ),
-                "import --no-attachments --connections 1 (tmpfs)": best(
-                    lambda: run(tmpfs, "--no-attachments", "--connections", "1"), tmpfs, r, n
+                "import with attachments (tmpfs)": (tmpfs, r, ()),
+                "import --no-attachments, fsync per message (tmpfs)": (
+                    tmpfs,
+                    r,
+                    ("--no-attachments", "--sync", "message"),
                 ),
-                "import with attachments (tmpfs)": best(lambda: run(tmpfs), tmpfs, r, n),
-                "import --no-attachments, fsync per message (tmpfs)": best(
-                    lambda: run(tmpfs, "--no-attachments", "--sync", "message"), tmpfs, r, n
-                ),
-                "import --no-attachments (disk)": best(
-                    lambda: run(disk, "--no-attachments"), disk, 1, n
-                ),
-                "import --no-attachments, fsync per message (disk)": best(
-                    lambda: run(disk, "--no-attachments", "--sync", "message"), disk, 1, n
+                "import --no-attachments (disk)": (disk, 1, ("--no-attachments",)),
+                "import --no-attachments, fsync per message (disk)": (
+                    disk,
+                    1,
+                    ("--no-attachments", "--sync", "message"),
                 ),
             }
+            rows = {
+                name: paired(lambda o=o, f=f: run(o, *f), base_run, o, k, n)
+                for name, (o, k, f) in variants.items()
+            }
+            base = min(t for _, bases in rows.values() for t in bases)
         finally:
             dovecot.stop()
             shutil.rmtree(tmpfs, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
-    print(f"baseline imaplib: {n / base:.0f} msg/s ({base:.2f} s for {n})")
-    print(f"{'variant':55} {'msg/s':>8} {'x base':>7}")
-    for name, elapsed in rows.items():
-        print(f"{name:55} {n / elapsed:8.0f} {base / elapsed:7.2f}")
-    print("target: mailgate import --to DIR >= 0.40x baseline")
+    print(f"baseline imaplib: {n / base:.0f} msg/s ({base:.2f} s for {n}, best run)")
+    print(f"{'variant':55} {'msg/s':>8} {'x base':>7} {'paired':>7} {'pairs':>10}")
+    for name, (times, bases) in rows.items():
+        ratios = [b / t for b, t in zip(bases, times, strict=True)]
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(
+            f"{name:55} {n / min(times):8.0f} {base / min(times):7.2f} "
+            f"{statistics.median(ratios):7.2f} {spread:>10}"
+        )
+    print(
+        "x base: best run against the best baseline run; paired: median of each run against\n"
+        "a baseline run just before it (pairs: their range).\n"
+        "target: mailgate import --to DIR >= 0.40x baseline"
+    )
 
 
 if __name__ == "__main__":
