@@ -261,7 +261,7 @@ def _rows(result: GetResult, attachments: bool) -> list[dict[str, Any]]:
         if saved is not None:
             row |= {"eml": str(saved.eml_path), "size": saved.size}
             if attachments:
-                row["attachments"] = [str(f) for f in saved.attachments]
+                row["attachments"] = list(saved.attachment_files)
         rows.append(row)
     return rows
 
@@ -321,7 +321,11 @@ def get(
     if save is not None:
         # Thousands of rows help nobody after a bulk save; the files and --json say it all
         # (so the summaries are not even made).
-        count = sum(len(saved.attachments) for saved in result.saved.values()) if attachments else 0
+        count = (
+            sum(len(saved.attachment_files) for saved in result.saved.values())
+            if attachments
+            else 0
+        )
         # Plain text, not rich: a directory name is not markup (nor emoji codes).
         print(f"Saved {len(result.saved)} messages and {count} attachments to {save}.")
         return

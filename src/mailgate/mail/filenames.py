@@ -145,9 +145,10 @@ def write_all(fd: int, data: bytes) -> None:
                 written += os.write(fd, view[written:])
 
 
-def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool = False) -> Path:
+def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool = False) -> str:
     """A new file for ``name`` in ``directory`` holding ``data``: :func:`reserve_path`'s rules
     (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting) with one open and one write.
+    Returns its path as a string (bulk saves write thousands: a ``Path`` each cost ~3 us).
 
     A write that fails removes the file again, so a cut-off file never stays behind.
     """
@@ -167,7 +168,7 @@ def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool
         except OSError:
             _remove(candidate)
             raise
-        return Path(candidate)
+        return candidate
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
 

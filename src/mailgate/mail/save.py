@@ -56,25 +56,26 @@ class SavedMessage:
     """Where a message went and what could not be done with it.
 
     ``summary`` is made from the kept header ``fields`` when first asked: a bulk save names
-    its files from Subject and Date alone, and most callers never look further. The path is
-    kept as a string (``file``) and ``eml_path`` made from it on use: building a ``Path`` per
-    message cost more than the system calls that saved it.
+    its files from Subject and Date alone, and most callers never look further. Paths are
+    kept as strings (``file``, ``attachment_files``) and ``eml_path``/``attachments`` made
+    from them on use: building a ``Path`` per file cost more than the system calls that saved
+    it.
     """
 
-    __slots__ = ("_summary", "attachments", "fields", "file", "problems", "ref", "size")
+    __slots__ = ("_summary", "attachment_files", "fields", "file", "problems", "ref", "size")
 
     def __init__(
         self,
         eml_path: str | Path,
         size: int,
-        attachments: list[Path] | None = None,
+        attachments: list[str] | list[Path] | None = None,
         problems: list[str] | None = None,
         ref: MessageRef | None = None,
         fields: HeaderFields | None = None,
     ) -> None:
         self.file = os.fspath(eml_path)
         self.size = size
-        self.attachments: list[Path] = attachments if attachments is not None else []
+        self.attachment_files: list[str] = [os.fspath(f) for f in attachments or ()]
         self.problems: list[str] = problems if problems is not None else []
         self.ref = ref
         self.fields = fields
@@ -85,19 +86,25 @@ class SavedMessage:
         return Path(self.file)
 
     @property
+    def attachments(self) -> list[Path]:
+        """The attachment files written (a new list: add to ``attachment_files``)."""
+        return [Path(f) for f in self.attachment_files]
+
+    @property
     def summary(self) -> MessageSummary | None:
         if self._summary is None and self.ref is not None and self.fields is not None:
             self._summary = summary_from_fields(self.ref, self.fields, size=self.size)
         return self._summary
 
     def __getstate__(self) -> tuple[Any, ...]:  # helper processes send these back in bulk
-        return (self.file, self.size, self.attachments, self.problems, self.ref, self.fields)
+        return (self.file, self.size, self.attachment_files, self.problems, self.ref, self.fields)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.__init__(*state)  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return f"SavedMessage({self.file!r}, size={self.size}, attachments={self.attachments!r})"
+        files = self.attachment_files
+        return f"SavedMessage({self.file!r}, size={self.size}, attachments={files!r})"
 
 
 def io_error(action: str, path: str | Path, exc: OSError) -> MailgateError:
@@ -401,14 +408,14 @@ class DirectorySink:
                 path = create_file(target, part.filename or "attachment", content, resolved=True)
             except OSError as exc:
                 raise io_error("write an attachment file in", target, exc) from exc
-            saved.attachments.append(path)
+            saved.attachment_files.append(path)
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, _Writer)
         dest.finish()
         if part is not None:
             if ref.id in self.saved:
-                self.saved[ref.id].attachments.append(dest.path)
+                self.saved[ref.id].attachment_files.append(os.fspath(dest.path))
             return
         assert isinstance(dest, _HeadKeepingWriter)
         fields = header_fields(header_block(bytes(dest.head)))
@@ -455,6 +462,6 @@ class DirectorySink:
         saved = self.saved[ref.id]
         if attachments:
             files, problems = extract_attachments(saved.eml_path)
-            saved.attachments.extend(files)
+            saved.attachment_files.extend(map(os.fspath, files))
             saved.problems.extend(problems)
         return saved
