@@ -28,6 +28,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,10 +36,10 @@ from typing import Any, BinaryIO
 from mailgate.errors import MailgateError
 from mailgate.jobs.import_keys import SyncMode
 from mailgate.mail.filenames import candidate_paths, publish_at, reserve_path, write_all
-from mailgate.mail.headers import header_block, summary_from_headers
+from mailgate.mail.headers import header_block, header_fields, message_id, subject_and_date
 from mailgate.mail.save import eml_filename, extract_attachments, io_error
 from mailgate.processes import other_process_alive
-from mailgate.protocols.base import MessageRef, MessageSummary
+from mailgate.protocols.base import MessageRef
 from mailgate.protocols.imap_attachments import split_attachments
 from mailgate.protocols.imap_bulk import CLIENT_SPLIT_LIMIT
 
@@ -201,7 +202,9 @@ class Fetched:
     temp: str
     sha256: str
     size: int
-    summary: MessageSummary
+    subject: str  # what the import names and records a message by (no full summary needed)
+    date: datetime | None
+    message_id: str | None
     copy: bytes | None = None
 
     def discard(self) -> None:
@@ -214,6 +217,15 @@ class Fetched:
             return self.copy
         with open(self.temp, "rb") as handle:
             return handle.read()
+
+
+def _fetched(
+    ref: MessageRef, temp: str, digest: str, size: int, head: bytes, copy: bytes | None
+) -> Fetched:
+    """A :class:`Fetched` named from the message's header block ``head``."""
+    fields = header_fields(head)
+    subject, date = subject_and_date(fields)
+    return Fetched(ref, temp, digest, size, subject, date, message_id(fields), copy)
 
 
 class FetchSink:
@@ -276,22 +288,19 @@ class FetchSink:
                 raise io_error("write", path, exc) from exc
             raise
         head = data if len(data) <= _HEAD_LIMIT else data[:_HEAD_LIMIT]
-        summary = summary_from_headers(ref, header_block(head), size=len(data), addresses=False)
         digest = hashlib.sha256(data).hexdigest()
-        item = Fetched(ref, path, digest, len(data), summary, data if self.keep_copies else None)
-        self.fetched[ref.id] = item
-        self.on_fetched(item)
-        item.copy = None
+        copy = data if self.keep_copies else None
+        self._fetched(_fetched(ref, path, digest, len(data), header_block(head), copy))
 
     def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None:
         assert isinstance(dest, MessageFile)
         dest.finish(fsync=self.sync is SyncMode.MESSAGE)
-        summary = summary_from_headers(
-            ref, header_block(bytes(dest.head)), size=dest.size, addresses=False
-        )
         copy = bytes(dest.copy) if dest.copy is not None else None
-        item = Fetched(ref, str(dest.path), dest.digest.hexdigest(), dest.size, summary, copy)
-        self.fetched[ref.id] = item
+        head = header_block(bytes(dest.head))
+        self._fetched(_fetched(ref, str(dest.path), dest.digest.hexdigest(), dest.size, head, copy))
+
+    def _fetched(self, item: Fetched) -> None:
+        self.fetched[item.ref.id] = item
         # Deliver to the directory now, while the bytes are at hand; keep no copy past it.
         self.on_fetched(item)
         item.copy = None
@@ -372,7 +381,7 @@ class DirectoryDestination:
 
     def publish(self, item: Fetched, token: str) -> SavedFiles:
         """Give ``item`` its name (or find it already there) and write its attachments."""
-        name = eml_filename(item.summary.subject, item.summary.date, token)
+        name = eml_filename(item.subject, item.date, token)
         saved = self._existing(name, item.sha256)
         if saved is not None:
             item.discard()

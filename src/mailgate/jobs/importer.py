@@ -471,7 +471,7 @@ class _ImportRun:
             "MAILGATE_JOB": self.options.job,
             "MAILGATE_MAILBOX": self.name,
             "MAILGATE_FOLDER": key.folder,
-            "MAILGATE_MESSAGE_ID": delivery.item.summary.message_id or "",
+            "MAILGATE_MESSAGE_ID": delivery.item.message_id or "",
         }
         argv = [*self.options.command, delivery.path]
         try:
@@ -519,13 +519,13 @@ class _ImportRun:
                 ref.folder,
                 ref.id,
                 DELIVERED,
-                subject=item.summary.subject,
-                message_id=item.summary.message_id,
+                subject=item.subject,
+                message_id=item.message_id,
                 destination=delivery.duplicate_of or delivery.path,
             )
             change: dict[str, Any] = {
                 "id": row_id,
-                "message_id": item.summary.message_id,
+                "message_id": item.message_id,
                 "content_hash": item.sha256,
                 "size": item.size,
                 "destination": outcome.destination if self.directory else None,

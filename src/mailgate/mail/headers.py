@@ -22,6 +22,7 @@ __all__ = [
     "HeaderFields",
     "header_block",
     "header_fields",
+    "message_id",
     "parse_date",
     "subject_and_date",
     "summary_from_fields",
@@ -132,6 +133,11 @@ def _first(fields: HeaderFields, name: bytes) -> str | None:
     return values[0] if values else None
 
 
+def message_id(fields: HeaderFields) -> str | None:
+    """The Message-ID as a summary has it (the first one, stripped; None if empty)."""
+    return (_first(fields, b"message-id") or "").strip() or None
+
+
 def subject_and_date(fields: HeaderFields) -> tuple[str, datetime | None]:
     """Just the decoded Subject and the Date, as a summary has them: what naming a saved file
     needs, at half the cost of a whole summary."""
@@ -183,7 +189,7 @@ def summary_from_fields(
         to=_addresses(fields.get(b"to", [])) if addresses else (),
         cc=_addresses(fields.get(b"cc", [])) if addresses else (),
         date=date,
-        message_id=(_first(fields, b"message-id") or "").strip() or None,
+        message_id=message_id(fields),
         size=size,
         seen="\\Seen" in flag_set,
         flagged="\\Flagged" in flag_set,
