@@ -22,7 +22,13 @@ import pybase64
 
 from mailgate.protocols.imap_results import AttachmentPart
 
-__all__ = ["MimeFields", "decode_base64", "split_attachments", "split_attachments_checked"]
+__all__ = [
+    "MimeFields",
+    "decode_base64",
+    "split_attachments",
+    "split_attachments_checked",
+    "split_head",
+]
 
 # The empty line after a header block: its first LF is found by a literal search (the CR
 # before it, if any, is stepped back over by hand): ``\r?\n\r?\n`` as one pattern made the
@@ -176,7 +182,7 @@ class MimeFields:
 
 
 def split_head(part: bytes) -> tuple[bytes, bytes]:
-    """``part``'s header block and body, cut at the first empty line (``\r?\n\r?\n``)."""
+    """``part``'s header block and body, cut at the first empty line (``\\r?\\n\\r?\\n``)."""
     if part.startswith((b"\r\n", b"\n")):  # no headers at all: body follows at once
         return b"", part[2 if part.startswith(b"\r\n") else 1 :]
     match = _HEADER_END.search(part)
