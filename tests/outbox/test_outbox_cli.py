@@ -269,3 +269,60 @@ def test_retry_and_purge_errors(ocli: Cli, idp: SandboxController) -> None:
     assert "Purged 1" in ocli("outbox", "purge", str(sent)).out
     assert ocli("outbox", "purge", str(queued), "--force").code == 0
     assert [(r["id"], r["state"]) for r in _entries(ocli)] == [(second, "sent")]
+
+
+def _lose_answers(idp: SandboxController, protocol: str, count: int = 1) -> None:
+    """The sandbox takes the next submissions but its answer never arrives (SMTP hangs up
+    before the 250, Graph answers 504 as a gateway that gave up)."""
+    with idp.http() as client:
+        client.post(
+            "/_sandbox/lost-answers", json={"protocol": protocol, "count": count}
+        ).raise_for_status()
+
+
+@pytest.mark.parametrize(("mailbox", "protocol"), [("out", "smtp"), ("graph", "graph")])
+def test_a_lost_answer_is_looked_up_in_sent_items_not_resent(
+    ocli: Cli, idp: SandboxController, mailbox: str, protocol: str
+) -> None:
+    tag = _tag()
+    _queue(ocli, mailbox, f"{tag} lost")
+    _lose_answers(idp, protocol)
+    run = ocli("outbox", "run", "--sent-items-grace", "0")
+    assert run.code == 0, run.text
+    assert_no_traceback(run)
+    assert "Sent 1, failed 0" in run.out
+    assert _deliveries(idp, tag) == Counter({f"{tag} lost": 1})
+    (row,) = [r for r in _entries(ocli) if str(r["subject"]).startswith(tag)]
+    assert row["state"] == "sent" and row["attempts"] == 1
+    assert "found in Sent Items, so not resent" in str(row["last_error"])
+
+
+def test_a_lost_answer_with_nothing_to_read_waits_for_a_person(
+    ocli: Cli, idp: SandboxController
+) -> None:
+    for name in ("read", "graph"):  # SMTP only: Sent Items cannot be searched
+        assert ocli("mailbox", "rm", name).code == 0
+    tag = _tag()
+    outbox_id = _queue(ocli, "out", f"{tag} lost")
+    _lose_answers(idp, "smtp")
+    run = ocli("outbox", "run")
+    assert run.code == 1, run.text
+    assert_no_traceback(run)
+    assert "1 with unknown outcome" in run.out
+    assert _deliveries(idp, tag) == Counter({f"{tag} lost": 1})  # taken once, never resent
+    (row,) = _entries(ocli, "--state", "failed")
+    error = str(row["last_error"])
+    assert row["id"] == outbox_id and error.startswith("outcome unknown (")
+    assert "before the server answered" in error and f"mailgate outbox retry {outbox_id}" in error
+
+
+def test_send_now_with_a_lost_answer_says_to_look_in_sent_items(
+    ocli: Cli, idp: SandboxController
+) -> None:
+    tag = _tag()
+    _lose_answers(idp, "smtp")
+    result = ocli("send", "out", "--to", DESK, "--subject", f"{tag} now", "--text", "x")
+    assert result.code == 1, result.text
+    assert_no_traceback(result)
+    assert "may have been accepted" in result.err and "Sent Items" in result.err
+    assert _deliveries(idp, tag) == Counter({f"{tag} now": 1})

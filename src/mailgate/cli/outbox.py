@@ -89,6 +89,10 @@ def run(
                 )
             elif event.kind == "retry":
                 progress.update(task, description=f"retry {event.outbox_id} {event.detail[:60]}")
+            elif event.kind == "uncertain":
+                progress.update(
+                    task, description=f"{event.outbox_id}: answer lost, checking Sent Items"
+                )
 
         worker = OutboxWorker(
             store,

@@ -9,7 +9,10 @@ and a transaction-scoped advisory lock per address serialises the pacing decisio
 two workers never claim the same row and never both take the same pacing slot.
 
 Crash recovery. A row left in ``sending`` whose lease has run out, or whose owner is a dead
-process on this host, had an unknown outcome: the server may or may not have accepted it. It is
+process on this host, had an unknown outcome: the server may or may not have accepted it. So
+does a submission whose connection broke after the whole message was handed over
+(:class:`~mailgate.protocols.base.SubmissionUnknownError`): its row is released in ``sending``
+for the same recovery. It is
 not resent blindly. If the address can be read (the profile is IMAP/EWS/Graph, or another
 profile for the same address is), its Sent Items is searched for the stable Message-ID once
 ``sent_items_grace`` seconds have passed since the submission (Exchange files the copy within
@@ -49,7 +52,7 @@ from mailgate.jobs.retry import Verdict, classify, retry_delay
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.paths import data_dir
 from mailgate.processes import other_process_alive
-from mailgate.protocols.base import Protocol
+from mailgate.protocols.base import Protocol, SubmissionUnknownError
 from mailgate.settings.models import OutboxSettings
 from mailgate.store import StateStore
 from mailgate.store.models import OutboxMessage, utcnow
@@ -75,7 +78,8 @@ class Mode(StrEnum):
 @dataclass(frozen=True)
 class Event:
     """Something the worker did, for progress display: ``kind`` is sent, failed, retry,
-    recovered, requeued or unknown."""
+    uncertain (the answer to a submission was lost: Sent Items will tell), recovered,
+    requeued or unknown."""
 
     kind: str
     outbox_id: int
@@ -170,6 +174,7 @@ class OutboxWorker:
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.report = DrainReport()
         self._stopping = False
+        self._released = False  # a row was left "sending" with an unknown outcome just now
 
     def stop(self) -> None:
         """Finish the submissions in flight, then return from :meth:`run`."""
@@ -249,9 +254,15 @@ class OutboxWorker:
                 # Dead workers' rows are looked for every poll interval, not before every
                 # claim: the query would otherwise delay each paced submission a little.
                 now = self.clock()
-                if recovered_at is None or (now - recovered_at).total_seconds() >= min(
-                    self.poll_interval, max(0.05, self.sent_items_grace / 4)
+                if (
+                    self._released
+                    or recovered_at is None
+                    or (now - recovered_at).total_seconds()
+                    >= min(self.poll_interval, max(0.05, self.sent_items_grace / 4))
                 ):
+                    # Also at once after a submission's outcome became unknown, so that a run
+                    # does not end before it has looked in Sent Items for that message.
+                    self._released = False
                     waiting_recovery = await self._recover(profile, siblings)
                     recovered_at = now
                 await gate.acquire()
@@ -344,6 +355,7 @@ class OutboxWorker:
                 return _Wait(at, paced=True)
             row.state = "sending"
             row.submitted_at = now
+            row.last_error = None  # while sending, it can only hold why the outcome is unknown
             row.attempts += 1
             row.lease_owner = self.owner
             row.lease_until = now + self.lease
@@ -367,6 +379,14 @@ class OutboxWorker:
         try:
             try:
                 await sender.send(claim.mime, claim.envelope_from, claim.recipients)
+            except SubmissionUnknownError as exc:
+                # The server may have the message: as after a crash, not sent again blindly.
+                # The row stays "sending" without a lease; _recover looks in Sent Items (after
+                # the grace) or, with nothing to read, fails it for a person to check.
+                self._finish(claim.id, state="sending", last_error=exc.message)
+                self._released = True
+                self._emit("uncertain", claim.id, profile.name, exc.message)
+                return
             except MailgateError as exc:
                 self._failed(profile, settings, claim, exc)
                 return
@@ -494,8 +514,13 @@ class OutboxWorker:
             row = session.get(OutboxMessage, outbox_id)
             assert row is not None
             message_id, submitted, head = row.message_id, row.submitted_at, row.mime[:16_384]
+            why = row.last_error  # set when the connection broke after the hand-over
         if reader is None:
             reason = UNKNOWN_OUTCOME.format(id=outbox_id)
+            if why:
+                reason = f"outcome unknown ({why}): check Sent Items, then " + (
+                    f"`mailgate outbox retry {outbox_id}`"
+                )
             self._finish(outbox_id, state="failed", last_error=reason)
             self.report.unknown += 1
             self._emit("unknown", outbox_id, profile.name, reason)

@@ -23,6 +23,10 @@ other :class:`~mailgate.errors.ProtocolError`          permanent   5xx replies: 
                                                                    rejected, 552 too large
 =====================================================  ==========  ===========================
 
+A :class:`~mailgate.protocols.base.SubmissionUnknownError` (the answer was lost after the
+message was handed over; a 504 to a send is one) never reaches :func:`classify`: the worker
+looks in Sent Items instead of retrying.
+
 :func:`retry_delay` is exponential backoff with jitter: attempt *n* waits between half and all
 of ``base * 2**(n-1)`` (so workers that failed together do not retry together), at least what
 the server asked for, at most ``cap`` (a bogus ``Retry-After`` cannot park the queue for days).

@@ -39,6 +39,7 @@ __all__ = [
     "Protocol",
     "SearchCriteria",
     "Security",
+    "SubmissionUnknownError",
     "ThrottledError",
     "TokenSource",
     "UnsupportedOperation",
@@ -102,6 +103,13 @@ class ThrottledError(TransportError):
     def __init__(self, message: str, remedy: str = "", *, retry_after: float = 0.0) -> None:
         super().__init__(message, remedy)
         self.retry_after = retry_after
+
+
+class SubmissionUnknownError(TransportError):
+    """The connection failed after the whole message was handed to the server, before its
+    answer came: it may have been accepted (SMTP: the end of DATA was sent; HTTP: the request
+    was sent and no response came, or a gateway answered 504). Sending again blindly could
+    deliver it twice: look in Sent Items first."""
 
 
 class Operation(StrEnum):

@@ -34,7 +34,7 @@ from mailgate.protocols.base import (
     TokenSource,
 )
 from mailgate.protocols.graph_json import WELL_KNOWN_FOLDERS, well_known_name
-from mailgate.protocols.http import add_envelope_bcc, stream, transport_errors
+from mailgate.protocols.http import add_envelope_bcc, stream, submission, transport_errors
 
 __all__ = ["EwsMailbox"]
 
@@ -294,7 +294,10 @@ class EwsMailbox(HttpMailbox):
         """CreateItem ``SendAndSaveCopy``; recipients come from the MIME headers (envelope
         recipients missing there are added as Bcc), the copy goes to Sent Items."""
         encoded = base64.b64encode(add_envelope_bcc(mime, recipients)).decode("ascii")
-        await self._call(soap.create_item(encoded, self._target("sentitems"), send=True), "send")
+        with submission("EWS"):
+            await self._call(
+                soap.create_item(encoded, self._target("sentitems"), send=True), "send"
+            )
 
     # -- watching ------------------------------------------------------------------------------
 

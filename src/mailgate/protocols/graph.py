@@ -36,6 +36,7 @@ from mailgate.protocols.http import (
     add_envelope_bcc,
     require_same_origin,
     stream,
+    submission,
     transport_errors,
 )
 
@@ -365,14 +366,15 @@ class GraphMailbox(HttpMailbox):
         """``sendMail`` with the base64 MIME; recipients come from its headers (see
         :func:`~mailgate.protocols.http.add_envelope_bcc`), a copy goes to Sent Items."""
         body = base64.b64encode(add_envelope_bcc(mime, recipients))
-        await self._call(
-            "POST",
-            f"{self._user}/sendMail",
-            "send",
-            content=body,
-            headers={"Content-Type": "text/plain"},
-            expect=(202,),
-        )
+        with submission("Microsoft Graph"):
+            await self._call(
+                "POST",
+                f"{self._user}/sendMail",
+                "send",
+                content=body,
+                headers={"Content-Type": "text/plain"},
+                expect=(202,),
+            )
 
     # -- watching ------------------------------------------------------------------------------
 

@@ -31,17 +31,19 @@ from typing import Any, TypeVar
 import httpx
 
 from mailgate import __version__
-from mailgate.errors import ProtocolError, TransportError
-from mailgate.protocols.base import ThrottledError, TokenSource
+from mailgate.errors import MailgateError, ProtocolError, TransportError
+from mailgate.protocols.base import SubmissionUnknownError, ThrottledError, TokenSource
 
 __all__ = [
     "USER_AGENT",
     "BearerAuth",
     "add_envelope_bcc",
     "create_client",
+    "may_have_arrived",
     "require_same_origin",
     "retry_after_seconds",
     "stream",
+    "submission",
     "transport_errors",
     "with_backoff",
 ]
@@ -134,6 +136,32 @@ def _describe(exc: httpx.HTTPError) -> str:
     url = request.url
     reason = str(exc) or type(exc).__name__
     return f"{request.method} {url.scheme}://{url.host}{url.path}: {reason}"
+
+
+def may_have_arrived(exc: BaseException) -> bool:
+    """True if ``exc`` (a mailgate error from a request) leaves open whether the server acted
+    on the request: it was sent and then no answer came (read timeout, connection closed or
+    broken while waiting), or a gateway answered 504 after waiting for the server behind it.
+    Connect and write failures, and every other answer, say it did not."""
+    if getattr(exc, "status", 0) == 504 or getattr(exc, "code", "") == "HTTP 504":
+        return True
+    cause = exc.__cause__
+    return isinstance(cause, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError)
+
+
+@contextmanager
+def submission(server: str) -> Iterator[None]:
+    """Errors inside the block that leave open whether ``server`` took the message (see
+    :func:`may_have_arrived`) become :class:`SubmissionUnknownError`; others pass as they are."""
+    try:
+        yield
+    except MailgateError as exc:
+        if not may_have_arrived(exc):
+            raise
+        raise SubmissionUnknownError(
+            f"{server} may have accepted the message, but its answer did not arrive: {exc.message}",
+            "look for it in the mailbox's Sent Items before sending it again.",
+        ) from exc
 
 
 @contextmanager

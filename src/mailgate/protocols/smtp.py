@@ -43,12 +43,14 @@ from mailgate.protocols.base import (
     Operation,
     Protocol,
     Security,
+    SubmissionUnknownError,
     ThrottledError,
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
 
 __all__ = [
     "SmtpMailbox",
+    "data_payload",
     "envelope_address",
     "prepare_envelope",
     "retry_after_seconds",
@@ -243,7 +245,21 @@ class SmtpMailbox(SocketMailbox):
                 code, text = smtp.rcpt(recipient)
                 if code not in (250, 251):
                     raise smtp_failure(code, text.decode("utf-8", "replace"), "rcpt", limit)
-            code, text = smtp.data(mime)
+            code, text = smtp.docmd("DATA")
+            if code != 354:
+                raise smtp_failure(code, text.decode("utf-8", "replace"), "data", limit)
+            # If this fails, the end marker never reached the server: nothing was accepted.
+            smtp.send(data_payload(mime))
+            try:
+                code, text = smtp.getreply()
+            except (smtplib.SMTPException, OSError) as exc:
+                self._smtp = None
+                raise SubmissionUnknownError(
+                    f"The connection to the SMTP server {self.host}:{self.port} broke after the "
+                    f"message was sent, before the server answered ({exc}): it may have been "
+                    "accepted.",
+                    "look for it in the mailbox's Sent Items before sending it again.",
+                ) from exc
             if code != 250:
                 raise smtp_failure(code, text.decode("utf-8", "replace"), "data", limit)
         except smtplib.SMTPResponseException as exc:
@@ -257,6 +273,18 @@ class SmtpMailbox(SocketMailbox):
         except (smtplib.SMTPException, OSError) as exc:
             self._smtp = None
             raise _transport(self, "Sending", exc) from exc
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def data_payload(mime: bytes) -> bytes:
+    """What follows ``DATA``: ``mime`` with each line's leading dot doubled (RFC 5321 4.5.2),
+    ended by CRLF . CRLF, as :meth:`smtplib.SMTP.data` sends bytes."""
+    quoted = _LEADING_DOT.sub(b"..", mime)
+    if not quoted.endswith(b"\r\n"):
+        quoted += b"\r\n"
+    return quoted + b".\r\n"
 
 
 def _transport(box: SmtpMailbox, what: str, exc: BaseException) -> TransportError:

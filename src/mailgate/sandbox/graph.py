@@ -15,6 +15,9 @@ archive, msgfolderroot)::
                                     {"requests_per_10_minutes", "concurrent_requests"} or
                                     {"reset": true}
     POST /_sandbox/graph/delta/expire               every delta token becomes 410 Gone
+    POST /_sandbox/lost-answers     {"protocol": "smtp"|"graph", "count"}: the next submissions
+                                    are delivered, then SMTP hangs up before its 250 and Graph
+                                    answers 504 (a reply lost after the server took the mail)
 
 Every request is authorised with :func:`~mailgate.sandbox.exchange_rules.check_access` and
 counted per (app id, mailbox) by :class:`~mailgate.sandbox.graph_throttle.Throttle`. The
@@ -238,6 +241,15 @@ def create_graph_router(mail: SandboxMail, service: GraphService | None = None) 
                 mailbox=data.get("mailbox"),
             )
         return JSONResponse({"overrides": graph.overrides})
+
+    @router.post("/_sandbox/lost-answers")
+    async def lost_answers(request: Request) -> Response:
+        data = await _json(request)
+        protocol = str(data.get("protocol", ""))
+        if protocol not in ("smtp", "graph"):
+            return JSONResponse({"error": "protocol must be smtp or graph"}, status_code=400)
+        mail.lose_answers(protocol, int(data.get("count", 1)))
+        return JSONResponse({"protocol": protocol, "count": int(data.get("count", 1))})
 
     @router.post("/_sandbox/graph/delta/expire")
     async def expire_delta() -> Response:

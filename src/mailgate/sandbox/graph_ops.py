@@ -422,4 +422,6 @@ def send_mail(ctx: GraphContext) -> Response:
     ctx.mail.store.deliver(strip_bcc(raw), recipients)
     if save:
         ctx.box.append("sentitems", raw, {"\\Seen"})
+    if ctx.mail.answer_lost("graph"):  # as a gateway that gave up waiting for Exchange
+        return Response(b"Gateway Timeout", status_code=504)
     return Response(status_code=202)

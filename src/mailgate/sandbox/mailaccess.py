@@ -106,6 +106,23 @@ class SandboxMail:
     clock: Callable[[], datetime] = _now
     _sent: dict[str, deque[datetime]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Submissions to accept and then leave unanswered, per protocol ("smtp", "graph"): the
+    # answer a client loses when the connection breaks after the server took the message.
+    _lost_answers: dict[str, int] = field(default_factory=dict)
+
+    def lose_answers(self, protocol: str, count: int) -> None:
+        """Accept the next ``count`` submissions over ``protocol`` but lose their answers."""
+        with self._lock:
+            self._lost_answers[protocol] = max(0, count)
+
+    def answer_lost(self, protocol: str) -> bool:
+        """True (once per count) if this accepted submission's answer is to be lost."""
+        with self._lock:
+            left = self._lost_answers.get(protocol, 0)
+            if left <= 0:
+                return False
+            self._lost_answers[protocol] = left - 1
+            return True
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant with this id."""

@@ -162,6 +162,8 @@ class SubmissionHandler:
             )
         self.mail.store.deliver(content, envelope.rcpt_tos)
         self.mail.store.mailbox(access.mailbox).append("sentitems", content, ["\\Seen"])
+        if self.mail.answer_lost("smtp") and server.transport is not None:
+            server.transport.close()  # taken, but the client never hears the 250
         return f"250 2.6.0 <{uuid.uuid4()}@{HOSTNAME}> Queued mail for delivery"
 
 
