@@ -64,6 +64,7 @@ class Post:
     sent_items: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = None
+    delays: dict[str, float] = field(default_factory=dict)  # subject -> seconds to take it
 
     def subjects(self) -> list[str]:
         return [s for s, *_ in self.sent]
@@ -85,6 +86,8 @@ class FakeMailbox(Mailbox):
 
     async def send(self, mime: bytes, *, sender: str, recipients: Sequence[str]) -> None:
         subject = str(message_from_bytes(mime)["Subject"])
+        if subject in self.post.delays:  # a large message on a slow link
+            await asyncio.sleep(self.post.delays[subject])
         with self.post.lock:
             errors = self.post.script.get(subject)
             if errors:
@@ -382,3 +385,35 @@ def test_two_workers_never_send_the_same_message(store: StateStore, profiles: Ma
     with store.session() as session:
         owners = session.scalars(select(OutboxMessage.state)).all()
     assert set(owners) == {"sent"}
+
+
+def test_a_submission_longer_than_the_lease_keeps_it(
+    store: StateStore, profiles: MailboxStore
+) -> None:
+    """Without renewal the second worker would find the lease run out, not find the message in
+    Sent Items yet, queue it again and send it a second time."""
+    queue(store, profiles, "out", "slow")
+    post = Post(delays={"slow": 1.0})
+    settings = OutboxSettings()
+
+    def real_time(**options: Any) -> OutboxWorker:
+        return OutboxWorker(
+            store,
+            FakeConnector(post),  # type: ignore[arg-type]
+            profiles,
+            settings_for=lambda _name: settings,
+            jitter=lambda: 0.5,
+            **options,
+        )
+
+    async def both() -> tuple[Any, Any]:
+        first = asyncio.create_task(real_time(lease=timedelta(seconds=0.3)).run(["out"], Mode.ONCE))
+        await asyncio.sleep(0.6)  # the first lease would have run out twice by now
+        second = await real_time(sent_items_grace=0.0).run(["out"], Mode.ONCE)
+        return await first, second
+
+    done, other = asyncio.run(both())
+    assert post.subjects() == ["slow"]
+    assert done.sent == 1 and done.unknown == 0
+    assert other.recovered == other.unknown == other.sent == 0
+    assert [e.state for e in list_entries(store)] == ["sent"]

@@ -24,6 +24,7 @@ unknown after a crash", and ``mailgate outbox retry ID`` sends it after a person
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -376,6 +377,7 @@ class OutboxWorker:
         claim: _Claim,
         gate: asyncio.Semaphore,
     ) -> None:
+        renewal = asyncio.create_task(self._renew(claim.id))
         try:
             try:
                 await sender.send(claim.mime, claim.envelope_from, claim.recipients)
@@ -406,7 +408,28 @@ class OutboxWorker:
                 self.report.unknown += 1
                 self._emit("unknown", claim.id, profile.name, "lease lost while sending")
         finally:
+            renewal.cancel()  # a renewal after the outcome was recorded matches no row
             gate.release()
+
+    async def _renew(self, outbox_id: int) -> None:
+        """Extend this worker's lease on a row every third of the lease while its submission
+        runs: a large message on a slow link may take longer than the lease, and another
+        worker finding it expired would look in Sent Items too early and send it again.
+        Real time (``asyncio.sleep``), not the injectable clock: the lease is about a live
+        worker."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            with contextlib.suppress(MailgateError), self.store.session(write=True) as session:
+                # A store that fails here fails the outcome's write too, which says so.
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == outbox_id,
+                        OutboxMessage.state == "sending",
+                        OutboxMessage.lease_owner == self.owner,
+                    )
+                    .values(lease_until=self.clock() + self.lease)
+                )
 
     def _finish(self, outbox_id: int, **values: Any) -> bool:
         """Record the outcome if this worker still holds the row's lease."""
