@@ -254,6 +254,7 @@ class SmtpMailbox(SocketMailbox):
                 code, text = smtp.getreply()
             except (smtplib.SMTPException, OSError) as exc:
                 self._smtp = None
+                smtp.close()
                 raise SubmissionUnknownError(
                     f"The connection to the SMTP server {self.host}:{self.port} broke after the "
                     f"message was sent, before the server answered ({exc}): it may have been "

@@ -245,11 +245,13 @@ def create_graph_router(mail: SandboxMail, service: GraphService | None = None) 
     @router.post("/_sandbox/lost-answers")
     async def lost_answers(request: Request) -> Response:
         data = await _json(request)
-        protocol = str(data.get("protocol", ""))
-        if protocol not in ("smtp", "graph"):
-            return JSONResponse({"error": "protocol must be smtp or graph"}, status_code=400)
-        mail.lose_answers(protocol, int(data.get("count", 1)))
-        return JSONResponse({"protocol": protocol, "count": int(data.get("count", 1))})
+        protocol, count = str(data.get("protocol", "")), data.get("count", 1)
+        if protocol not in ("smtp", "graph") or not isinstance(count, int):
+            return JSONResponse(
+                {"error": 'expected {"protocol": "smtp" or "graph", "count": N}'}, status_code=400
+            )
+        mail.lose_answers(protocol, count)
+        return JSONResponse({"protocol": protocol, "count": count})
 
     @router.post("/_sandbox/graph/delta/expire")
     async def expire_delta() -> Response:
