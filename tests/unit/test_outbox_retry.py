@@ -20,7 +20,7 @@ from mailgate.protocols.base import (
     ThrottledError,
     UnsupportedOperation,
 )
-from mailgate.protocols.ews_xml import error_for_code
+from mailgate.protocols.ews_xml import error_for_code, error_from_http
 from mailgate.protocols.graph_json import GraphError, error_from_response
 from mailgate.protocols.smtp import smtp_failure
 
@@ -81,6 +81,19 @@ def test_graph_server_errors_transient_client_errors_permanent() -> None:
     assert classify(GraphError("x", status=400)).verdict is Verdict.PERMANENT
     forbidden = error_from_response(403, {}, b"{}", mailbox="a@b.c", action="send")
     assert classify(forbidden).verdict is Verdict.PERMANENT
+
+
+def test_ews_bare_http_server_errors_are_transient() -> None:
+    """A proxy's 502 in front of EWS has no SOAP body: its status is in the error's code."""
+    for status, verdict in (
+        (500, Verdict.TRANSIENT),
+        (502, Verdict.TRANSIENT),
+        (404, Verdict.PERMANENT),
+    ):
+        exc = error_from_http(
+            status, {}, b"<html>bad gateway</html>", mailbox="a@b.c", app_only=True
+        )
+        assert classify(exc).verdict is verdict, status
 
 
 def test_ews_server_busy_carries_back_off_milliseconds() -> None:

@@ -70,8 +70,14 @@ class Failure:
 
 
 def _status(exc: BaseException) -> int:
+    """The HTTP status of a Graph error (``status``) or of a bare EWS one (``code`` "HTTP n")."""
     status = getattr(exc, "status", 0)
-    return status if isinstance(status, int) else 0
+    if isinstance(status, int) and status:
+        return status
+    code = getattr(exc, "code", "")
+    if isinstance(code, str) and code.startswith("HTTP ") and code[5:].isdigit():
+        return int(code[5:])
+    return 0
 
 
 def classify(exc: MailgateError) -> Failure:
