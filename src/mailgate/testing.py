@@ -172,6 +172,14 @@ class SandboxClient:
             result: dict[str, Any] = client.get("/_sandbox/stats").raise_for_status().json()
         return result
 
+    def lose_answers(self, protocol: str, count: int = 1) -> None:
+        """Make the sandbox take the next ``count`` submissions over ``protocol`` ("smtp" or
+        "graph") and lose its answer to them (SMTP hangs up before its 250, Graph says 504)."""
+        with self.http() as client:
+            client.post(
+                "/_sandbox/lost-answers", json={"protocol": protocol, "count": count}
+            ).raise_for_status()
+
     def reset_stats(self) -> None:
         """Zero the request counters."""
         with self.http() as client:

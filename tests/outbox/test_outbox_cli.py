@@ -271,13 +271,10 @@ def test_retry_and_purge_errors(ocli: Cli, idp: SandboxController) -> None:
     assert [(r["id"], r["state"]) for r in _entries(ocli)] == [(second, "sent")]
 
 
-def _lose_answers(idp: SandboxController, protocol: str, count: int = 1) -> None:
-    """The sandbox takes the next submissions but its answer never arrives (SMTP hangs up
+def _lose_answers(idp: SandboxController, protocol: str) -> None:
+    """The sandbox takes the next submission but its answer never arrives (SMTP hangs up
     before the 250, Graph answers 504 as a gateway that gave up)."""
-    with idp.http() as client:
-        client.post(
-            "/_sandbox/lost-answers", json={"protocol": protocol, "count": count}
-        ).raise_for_status()
+    idp.lose_answers(protocol)
 
 
 @pytest.mark.parametrize(("mailbox", "protocol"), [("out", "smtp"), ("graph", "graph")])
