@@ -478,27 +478,26 @@ def run_bench(
     }
     base_name, (base_run, _, _) = next(iter(variants.items()))
     results: dict[str, tuple[float, int, int]] = {}
-    ratios: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {base_name: [1.0] * rounds}
     for _ in range(rounds):
-        for name, (run, attachments, child) in variants.items():
+        for name, (run, attachments, child) in list(variants.items())[1:]:
             # Each run right after a baseline run of its own: the ratio of the pair does not
             # move with the load of this shared machine as much as two runs far apart do.
+            # (Every baseline run follows a variant's run: two baseline runs in a row made
+            # the second one warmer than the others and its partner look slower.)
             base_elapsed, _, base_peak = timed(base_run, out)
-            elapsed = base_elapsed
-            if name != base_name:
-                elapsed, done, peak = timed(run, out)
-                assert done == count, (name, done)
-                check_output(out, expected, attachments)  # not timed
-                if child is not None:
-                    peak = child[0]
-                best = results.get(name)
-                if best is None or elapsed < best[0]:
-                    results[name] = (elapsed, done, peak)
-            ratios.setdefault(name, []).append(base_elapsed / elapsed)
-            best = results.get(base_name)
-            if best is None or base_elapsed < best[0]:
+            check_output(out, expected, False)  # not timed
+            if base_name not in results or base_elapsed < results[base_name][0]:
                 results[base_name] = (base_elapsed, count, base_peak)
-    check_output(out, expected, False)  # the baseline's own files, from its last run
+            elapsed, done, peak = timed(run, out)
+            assert done == count, (name, done)
+            check_output(out, expected, attachments)  # not timed
+            if child is not None:
+                peak = child[0]
+            if name not in results or elapsed < results[name][0]:
+                results[name] = (elapsed, done, peak)
+            ratios.setdefault(name, []).append(base_elapsed / elapsed)
+    results = {name: results[name] for name in variants}  # the baseline row first
     base_rate = count / results[base_name][0]
     print(
         f"\n{'variant (best of ' + str(rounds) + ')':40} {'msg/s':>9} {'MiB/s':>7} "
