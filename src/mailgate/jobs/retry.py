@@ -44,7 +44,7 @@ from mailgate.errors import (
     ProtocolError,
     TransportError,
 )
-from mailgate.protocols.base import MailboxAccessError, ThrottledError
+from mailgate.protocols.base import MailboxAccessError, ThrottledError, http_status
 
 __all__ = ["Failure", "Verdict", "classify", "retry_delay"]
 
@@ -69,17 +69,6 @@ class Failure:
     throttled: bool = False
 
 
-def _status(exc: BaseException) -> int:
-    """The HTTP status of a Graph error (``status``) or of a bare EWS one (``code`` "HTTP n")."""
-    status = getattr(exc, "status", 0)
-    if isinstance(status, int) and status:
-        return status
-    code = getattr(exc, "code", "")
-    if isinstance(code, str) and code.startswith("HTTP ") and code[5:].isdigit():
-        return int(code[5:])
-    return 0
-
-
 def classify(exc: MailgateError) -> Failure:
     """Sort one submission failure into transient (retry) or permanent (fail the message)."""
     reason = str(exc)
@@ -90,7 +79,7 @@ def classify(exc: MailgateError) -> Failure:
         return Failure(Verdict.PERMANENT, reason)
     if isinstance(exc, TransportError | AuthenticationError):
         return Failure(Verdict.TRANSIENT, reason)
-    if isinstance(exc, ProtocolError) and _status(exc) in _TRANSIENT_HTTP:
+    if isinstance(exc, ProtocolError) and http_status(exc) in _TRANSIENT_HTTP:
         return Failure(Verdict.TRANSIENT, reason)
     return Failure(Verdict.PERMANENT, reason)
 

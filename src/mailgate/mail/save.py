@@ -47,6 +47,7 @@ __all__ = [
     "DirectorySink",
     "SavedMessage",
     "eml_filename",
+    "eml_stem",
     "extract_attachments",
     "io_error",
 ]
@@ -145,6 +146,13 @@ def eml_filename(subject: str, date: datetime | None, ref_id: str) -> str:
         title = _SPACES.sub(" ", title)
     title = title.strip()[:80]
     return safe_filename(f"{stamp} {title} [{short}].eml", fallback="message.eml")
+
+
+def eml_stem(path: str) -> str:
+    """The stem of a saved message's path (``/d/x.eml`` → ``x``), beside which its
+    ``.attachments`` directory goes; without a ``Path``, saved files being named ``<...>.eml``."""
+    name = path.rpartition("/")[2]
+    return name[:-4] if name.endswith(".eml") and len(name) > 4 else Path(name).stem
 
 
 def attachment_dir(path: P) -> P:
@@ -298,11 +306,7 @@ class DirectorySink:
 
     def _attachment_dir(self, ref_id: str) -> str:
         saved = self.saved.get(ref_id)
-        if saved is None:
-            stem = safe_filename(ref_id)
-        else:  # saved files are named "<...>.eml" in this directory: no Path needed for the stem
-            name = saved.file.rpartition("/")[2]
-            stem = name[:-4] if name.endswith(".eml") and len(name) > 4 else saved.eml_path.stem
+        stem = safe_filename(ref_id) if saved is None else eml_stem(saved.file)
         target = f"{self._root}/{stem}.attachments"
         if target not in self._made:
             attachment_dir(target)

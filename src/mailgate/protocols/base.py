@@ -43,6 +43,7 @@ __all__ = [
     "ThrottledError",
     "TokenSource",
     "UnsupportedOperation",
+    "http_status",
 ]
 
 # Bulk IMAP fetches (``get --save``, import) may share their batches among this many
@@ -110,6 +111,18 @@ class SubmissionUnknownError(TransportError):
     answer came: it may have been accepted (SMTP: the end of DATA was sent; HTTP: the request
     was sent and no response came, or a gateway answered 504). Sending again blindly could
     deliver it twice: look in Sent Items first."""
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status a mailgate error carries: Graph errors' ``status``, or the ``code``
+    "HTTP n" of an EWS reply without a SOAP body; 0 if neither."""
+    status = getattr(exc, "status", 0)
+    if isinstance(status, int) and status:
+        return status
+    code = getattr(exc, "code", "")
+    if isinstance(code, str) and code.startswith("HTTP ") and code[5:].isdigit():
+        return int(code[5:])
+    return 0
 
 
 class Operation(StrEnum):

@@ -32,7 +32,12 @@ import httpx
 
 from mailgate import __version__
 from mailgate.errors import MailgateError, ProtocolError, TransportError
-from mailgate.protocols.base import SubmissionUnknownError, ThrottledError, TokenSource
+from mailgate.protocols.base import (
+    SubmissionUnknownError,
+    ThrottledError,
+    TokenSource,
+    http_status,
+)
 
 __all__ = [
     "USER_AGENT",
@@ -143,7 +148,7 @@ def may_have_arrived(exc: BaseException) -> bool:
     on the request: it was sent and then no answer came (read timeout, connection closed or
     broken while waiting), or a gateway answered 504 after waiting for the server behind it.
     Connect and write failures, and every other answer, say it did not."""
-    if getattr(exc, "status", 0) == 504 or getattr(exc, "code", "") == "HTTP 504":
+    if http_status(exc) == 504:
         return True
     cause = exc.__cause__
     return isinstance(cause, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError)
