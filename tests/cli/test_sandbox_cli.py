@@ -89,8 +89,15 @@ def test_sandbox_serves_then_login_by_device_code(cli: Cli, tmp_path: Path) -> N
 
 
 def test_demo_runs_end_to_end(cli: Cli, tmp_path: Path) -> None:
-    result = cli("demo", "--dir", str(tmp_path / "demo"))
+    # As CI and a log read it: no terminal and no COLUMNS, where rich would wrap at 80 columns.
+    result = cli("demo", "--dir", str(tmp_path / "demo"), COLUMNS="")
     assert result.code == 0, result.text
+    assert result.out.rstrip("\n").splitlines()[-1] == (
+        "Demo finished: every step worked as expected."
+    )
+    description = str(tmp_path / "demo" / "sandbox" / "sandbox.json")
+    assert f"Description (endpoints, CA, demo apps and users): {description}\n" in result.out
+    assert max(len(line) for line in result.out.splitlines()) > 100, "lines wrapped at 80"
     for expected in (
         "daemon-secret",
         "alice-device",

@@ -24,12 +24,13 @@ from mailgate.cli._output import (
     escape,
     print_error,
     print_json,
+    rich_console,
     show_library_warnings,
 )
-from mailgate.errors import MailgateError
+from mailgate.errors import ConfigurationError, MailgateError
 from mailgate.processes import tune_gc_for_bulk_work
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "version_report"]
 
 # Start-up time matters (a bulk ``get`` is judged against a bare imaplib loop): the command
 # modules import what their commands need inside the commands, so ``mailgate get`` loads neither
@@ -73,11 +74,63 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _group() -> None:
+# Libraries whose version changes what mailgate does on the wire or on disk: a bug report
+# needs them (``mailgate --version --json``).
+_BEHAVIOUR_LIBRARIES = ("msal", "httpx", "cryptography", "sqlalchemy")
+
+
+def version_report() -> dict[str, Any]:
+    """mailgate's version and those of Python, OpenSSL and the libraries that decide behaviour."""
+    import platform
+    import ssl
+    from importlib import metadata
+
+    import mailgate
+
+    libraries: dict[str, str | None] = {}
+    for name in _BEHAVIOUR_LIBRARIES:
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    return {
+        "mailgate": mailgate.__version__,
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "libraries": libraries,
+    }
+
+
+@app.callback(invoke_without_command=True)
+def _group(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", help="Show mailgate's version and exit.")
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="With --version: also the versions of the libraries used."),
+    ] = False,
+) -> None:
     # A callback keeps the app a command group however few commands it is given (see
     # _app_for), so `mailgate get ...` parses the same when only `get` is built.
-    pass
+    if ctx.invoked_subcommand is not None:
+        if version or json_output:
+            raise ConfigurationError(
+                "--version and --json before a command belong to `mailgate` alone.",
+                f"put --json after the command: mailgate {ctx.invoked_subcommand} ... --json",
+            )
+        return
+    if not version:
+        raise ConfigurationError(
+            "no command given.", "run `mailgate --help` for the list of commands."
+        )
+    report = version_report()
+    if json_output:
+        print_json(report)
+    else:
+        console.print(f"mailgate {report['mailgate']}", markup=False)
+    raise typer.Exit(0)
 
 
 app.add_typer(creds.app, name="creds")
@@ -174,7 +227,7 @@ def demo(
     """Run the whole product end to end against the embedded sandbox."""
     from mailgate.demo import run_demo
 
-    if run_demo(workdir):
+    if run_demo(workdir, rich_console(console)):
         raise typer.Exit(1)
 
 
