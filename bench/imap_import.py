@@ -7,7 +7,7 @@ Run: ``.venv/bin/python bench/imap_import.py [--messages 10000]``. Not a test: i
    attachment) straight into the maildir, and lets Dovecot index them once.
 2. Baseline: stdlib imaplib, raw SASL-IR XOAUTH2, ``UID FETCH (BODY.PEEK[])`` in batches of
    1,000, each message's bytes written to ``<uid>.eml``; no parsing.
-3. mailgate: ``ImapMailbox.search`` + :func:`mailgate.protocols.imap_bulk.fetch_many` writing
+3. mailgate: ``ImapMailbox.search`` + :func:`mailgate.protocols.imap.bulk.fetch_many` writing
    ``<uid>.eml`` (variant A), and also the decoded attachments (variant B, BODYSTRUCTURE +
    BODY.PEEK[n]); plus ``fetch_mime`` one message at a time (variant C, for reference).
 4. ``mailgate get --save`` as a separate process, exactly as a user runs it (with and without
@@ -57,9 +57,9 @@ from tests.interop.test_streaming import big_message, put, stream_in_probe  # no
 
 from mailgate.mail.filenames import reserve_path, safe_filename  # noqa: E402
 from mailgate.protocols.base import MessageRef, SearchCriteria, Security  # noqa: E402
-from mailgate.protocols.imap import ImapMailbox  # noqa: E402
-from mailgate.protocols.imap_bulk import fetch_many  # noqa: E402
-from mailgate.protocols.imap_results import AttachmentPart  # noqa: E402
+from mailgate.protocols.imap.bulk import fetch_many  # noqa: E402
+from mailgate.protocols.imap.mailbox import ImapMailbox  # noqa: E402
+from mailgate.protocols.imap.results import AttachmentPart  # noqa: E402
 from mailgate.protocols.sasl import xoauth2_initial_response  # noqa: E402
 from mailgate.testing import SandboxController  # noqa: E402
 

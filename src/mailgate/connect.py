@@ -89,7 +89,7 @@ def _split_host(value: str, protocol: Protocol) -> tuple[str, int | None]:
 def _socket_adapter_class(protocol: Protocol) -> Callable[..., Mailbox]:
     # Imported on use: a CLI run for one protocol does not load the others.
     if protocol is Protocol.IMAP:
-        from mailgate.protocols.imap import ImapMailbox
+        from mailgate.protocols.imap.mailbox import ImapMailbox
 
         return ImapMailbox
     if protocol is Protocol.POP3:
@@ -224,7 +224,7 @@ class MailboxConnector:
                 ca_files=self.ca_files(profile),
             )
         if profile.protocol is Protocol.EWS:
-            from mailgate.protocols.ews import EwsMailbox
+            from mailgate.protocols.ews.mailbox import EwsMailbox
 
             return EwsMailbox(
                 profile.address,
@@ -233,7 +233,7 @@ class MailboxConnector:
                 app_only=credential.app_only,
                 ssl_context=context,
             )
-        from mailgate.protocols.graph import GraphMailbox
+        from mailgate.protocols.graph.mailbox import GraphMailbox
 
         return GraphMailbox(
             profile.address, str(endpoint.url), token_source=token_source, ssl_context=context

@@ -31,7 +31,7 @@ from mailgate.errors import ConfigurationError, TokenRequestError
 from mailgate.identity._msal import SandboxHttpSession
 
 if TYPE_CHECKING:
-    from mailgate.sandbox.mailstore import MailStore
+    from mailgate.sandbox.exchange.store import MailStore
     from mailgate.sandbox.server import SandboxServer
 
 __all__ = ["SandboxClient", "SandboxController", "SandboxSession", "SignInError"]
@@ -251,7 +251,7 @@ class SandboxClient:
         """Run Exchange Online PowerShell lines (as ``setup plan``/``apply`` print them).
 
         Graph cannot register service principals in Exchange or give mailbox rights; the
-        sandbox emulates those cmdlets (see :mod:`mailgate.sandbox.exchange_shell`). Returns
+        sandbox emulates those cmdlets (see :mod:`mailgate.sandbox.exchange.powershell`). Returns
         one result per line; raises :class:`ConfigurationError` naming the failing line.
         """
         payload = {"tenant": self.tenant(tenant)["id"], "script": script}
@@ -261,7 +261,7 @@ class SandboxClient:
         if response.status_code != 200:
             raise ConfigurationError(
                 f"the sandbox refused line {data.get('line', '?')}: {data.get('error')}",
-                "use the cmdlets and parameters listed in mailgate.sandbox.exchange_shell.",
+                "use the cmdlets and parameters listed in mailgate.sandbox.exchange.powershell.",
             )
         return list(data["results"])
 

@@ -22,7 +22,7 @@ from mailgate.admin.apply import (
 from mailgate.admin.graph_client import GraphClient, StepFailed, drive, stopped_error
 from mailgate.admin.plan import make_request
 from mailgate.errors import AuthorizationError, ProtocolError, TransportError
-from mailgate.sandbox.tenant import ADMIN_TOOL_CLIENT_ID
+from mailgate.sandbox.directory.tenant import ADMIN_TOOL_CLIENT_ID
 from mailgate.secret import Secret
 
 NOW = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

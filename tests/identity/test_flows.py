@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from mailgate.demo import SandboxInteraction
+from mailgate.demo.run import SandboxInteraction
 from mailgate.errors import InteractionRequiredError, SecretExpiringWarning, UserCredentialError
 from mailgate.secret import Secret
 from mailgate.testing import SandboxController

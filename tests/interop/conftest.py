@@ -17,7 +17,7 @@ import msal
 import pytest
 
 from mailgate.protocols.base import Security
-from mailgate.protocols.imap import ImapMailbox
+from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.protocols.pop3 import Pop3Mailbox
 from mailgate.testing import SandboxController
 from tests.interop.dovecot import MISSING, DovecotServer, start_dovecot
@@ -80,8 +80,8 @@ def signed_token(idp: SandboxController, claims: dict[str, Any], *, foreign: boo
     """A token with the sandbox's signing key (or a foreign one) and the given claims."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
+    from mailgate.sandbox.entra.tokens import TokenSigner
     from mailgate.sandbox.pki import ensure_pki
-    from mailgate.sandbox.tokens import TokenSigner
 
     pki = ensure_pki(Path(idp.state_dir))
     signer = TokenSigner(pki.signing_key, pki.signing_cert)

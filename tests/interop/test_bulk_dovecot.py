@@ -8,10 +8,10 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from mailgate.protocols import imap_bulk
 from mailgate.protocols.base import MessageRef, SearchCriteria
-from mailgate.protocols.imap_bulk import fetch_many
-from mailgate.protocols.imap_results import AttachmentPart
+from mailgate.protocols.imap import bulk as imap_bulk
+from mailgate.protocols.imap.bulk import fetch_many
+from mailgate.protocols.imap.results import AttachmentPart
 from tests.interop.conftest import run
 from tests.interop.test_imap_dovecot import message, with_attachment
 

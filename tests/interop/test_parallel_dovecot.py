@@ -15,9 +15,9 @@ from mailgate.errors import MailgateError, TransportError
 from mailgate.jobs.import_files import FetchSink, SyncMode
 from mailgate.mail.save import DirectorySink
 from mailgate.protocols.base import MailAuthenticationError, MessageRef, SearchCriteria
-from mailgate.protocols.imap import ImapMailbox
-from mailgate.protocols.imap_bulk import fetch_many
-from mailgate.protocols.imap_parallel import FetchPool
+from mailgate.protocols.imap.bulk import fetch_many
+from mailgate.protocols.imap.mailbox import ImapMailbox
+from mailgate.protocols.imap.parallel import FetchPool
 from mailgate.testing import SandboxController
 from tests.interop.conftest import run
 from tests.interop.test_imap_dovecot import message, with_attachment

@@ -15,7 +15,7 @@ import pytest
 
 from mailgate.errors import TransportError
 from mailgate.protocols.base import SearchCriteria, Security
-from mailgate.protocols.imap import ImapMailbox
+from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.testing import SandboxController
 from tests.interop.conftest import run, token_source
 from tests.interop.dovecot import DovecotServer

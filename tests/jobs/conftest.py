@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.sandbox.mailstore import StoredMailbox
+from mailgate.sandbox.exchange.store import StoredMailbox
 from mailgate.testing import SandboxController
 from tests.conftest import Cli
 

@@ -13,7 +13,7 @@ import pytest
 from mailgate.jobs.import_files import DirectoryDestination, Fetched
 from mailgate.jobs.import_keys import SyncMode
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap_bulk import CLIENT_SPLIT_LIMIT
+from mailgate.protocols.imap.bulk import CLIENT_SPLIT_LIMIT
 from tests.jobs.conftest import make_message
 
 

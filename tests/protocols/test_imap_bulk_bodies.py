@@ -18,9 +18,9 @@ import pytest
 from mailgate.errors import TransportError
 from mailgate.protocols._mailstream import open_stream
 from mailgate.protocols.base import Security
-from mailgate.protocols.imap_bulk import literal_target
-from mailgate.protocols.imap_connection import BODY_LIMIT, ImapConnection
-from mailgate.protocols.imap_parser import fetch_body_head
+from mailgate.protocols.imap.bulk import literal_target
+from mailgate.protocols.imap.connection import BODY_LIMIT, ImapConnection
+from mailgate.protocols.imap.parser import fetch_body_head
 
 
 def body(uid: int, size: int) -> bytes:

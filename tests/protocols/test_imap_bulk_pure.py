@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from mailgate.protocols.imap_attachments import split_attachments
-from mailgate.protocols.imap_bulk import Base64Decoder, literal_target
+from mailgate.protocols.imap.attachments import split_attachments
+from mailgate.protocols.imap.bulk import Base64Decoder, literal_target
 
 
 def test_literal_target() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mailgate.protocols.base import SearchCriteria
-from mailgate.protocols.imap_commands import (
+from mailgate.protocols.imap.commands import (
     Literal,
     astring,
     imap_date,

@@ -8,10 +8,10 @@ import pickle
 import pytest
 
 from mailgate.errors import ConfigurationError, InvalidInputError, MailgateError, ProtocolError
-from mailgate.protocols import imap_parallel
 from mailgate.protocols.base import MailAuthenticationError, Security, ThrottledError
-from mailgate.protocols.imap import UidValidityChangedError
-from mailgate.protocols.imap_parallel import (
+from mailgate.protocols.imap import parallel as imap_parallel
+from mailgate.protocols.imap.mailbox import UidValidityChangedError
+from mailgate.protocols.imap.parallel import (
     ConnectionRecipe,
     decode_frame_size,
     encode_frame,

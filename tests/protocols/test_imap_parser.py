@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.protocols.imap_parser import (
+from mailgate.protocols.imap.parser import (
     Continuation,
     DataResponse,
     ParseError,

@@ -13,7 +13,7 @@ from mailgate.protocols.base import (
     MessageRef,
     ThrottledError,
 )
-from mailgate.protocols.imap_parser import (
+from mailgate.protocols.imap.parser import (
     ParseError,
     RawResponse,
     StatusResponse,
@@ -21,7 +21,7 @@ from mailgate.protocols.imap_parser import (
     parse_response,
     tokenize,
 )
-from mailgate.protocols.imap_results import (
+from mailgate.protocols.imap.results import (
     attachment_parts,
     authentication_failure,
     command_failure,

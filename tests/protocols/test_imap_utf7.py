@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.protocols.imap_utf7 import decode_mailbox_name, encode_mailbox_name
+from mailgate.protocols.imap.utf7 import decode_mailbox_name, encode_mailbox_name
 
 CASES = [
     ("INBOX", "INBOX"),

@@ -14,15 +14,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from mailgate.protocols import ews_soap
 from mailgate.protocols.base import (
     MailAuthenticationError,
     MessageRef,
     SearchCriteria,
     ThrottledError,
 )
-from mailgate.protocols.ews import EwsMailbox
-from mailgate.protocols.graph import GraphMailbox
+from mailgate.protocols.ews import soap as ews_soap
+from mailgate.protocols.ews.mailbox import EwsMailbox
+from mailgate.protocols.graph.mailbox import GraphMailbox
 from mailgate.protocols.http import with_backoff
 
 from . import ews_samples as samples

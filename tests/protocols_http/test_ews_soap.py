@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.protocols import ews_soap as soap
 from mailgate.protocols.base import MessageRef, SearchCriteria
+from mailgate.protocols.ews import soap as soap
 
 S = f"{{{soap.SOAP_NS}}}"
 T = f"{{{soap.TYPES_NS}}}"

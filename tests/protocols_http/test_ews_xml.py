@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from mailgate.errors import ProtocolError
-from mailgate.protocols import ews_xml as reply
 from mailgate.protocols.base import (
     MailAuthenticationError,
     MailboxAccessError,
     MessageRef,
     ThrottledError,
 )
+from mailgate.protocols.ews import replies as reply
 
 from . import ews_samples as samples
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mailgate.protocols.base import SearchCriteria
-from mailgate.protocols.ews_soap import TYPES_NS, FolderTarget, envelope, find_item, xml_text
+from mailgate.protocols.ews.soap import TYPES_NS, FolderTarget, envelope, find_item, xml_text
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from mailgate.protocols.base import (
     SearchCriteria,
     ThrottledError,
 )
-from mailgate.protocols.graph_json import (
+from mailgate.protocols.graph.shapes import (
     GraphError,
     error_from_response,
     odata_datetime,

@@ -22,8 +22,8 @@ from mailgate.protocols.base import (
     ThrottledError,
     UnsupportedOperation,
 )
-from mailgate.protocols.ews import EwsMailbox
-from mailgate.protocols.graph import GraphMailbox
+from mailgate.protocols.ews.mailbox import EwsMailbox
+from mailgate.protocols.graph.mailbox import GraphMailbox
 from mailgate.protocols.http import with_backoff
 from mailgate.testing import SandboxController
 

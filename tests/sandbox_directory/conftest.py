@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mailgate.sandbox.tenant import ADMIN_TOOL_CLIENT_ID
+from mailgate.sandbox.directory.tenant import ADMIN_TOOL_CLIENT_ID
 from mailgate.testing import SandboxController
 
 GRAPH = "https://graph.microsoft.com"

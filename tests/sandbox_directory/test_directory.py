@@ -342,7 +342,7 @@ def test_changes_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_powershell_lines_parse_like_powershell() -> None:
-    from mailgate.sandbox.exchange_shell import parse_line
+    from mailgate.sandbox.exchange.powershell import parse_line
 
     cmdlet, params = parse_line(
         "Add-RecipientPermission -Identity 'o''brien@contoso.com' -Trustee abc "

@@ -13,7 +13,7 @@ import httpx
 import msal
 import pytest
 
-from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox
+from mailgate.sandbox.exchange.store import StoredFolder, StoredMailbox
 from mailgate.testing import SandboxController
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"

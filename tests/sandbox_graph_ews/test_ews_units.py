@@ -8,14 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.sandbox.ews_restriction import (
-    ItemShape,
-    parse_page_view,
-    parse_restriction,
-    parse_shape,
-    sort_descending,
-)
-from mailgate.sandbox.ews_soap import (
+from mailgate.sandbox.ews.envelope import (
     ENS,
     MNS,
     SOAPNS,
@@ -27,9 +20,16 @@ from mailgate.sandbox.ews_soap import (
     response,
     response_message,
 )
-from mailgate.sandbox.ews_xml import folder_xml, message_xml
-from mailgate.sandbox.graph_json import FolderView, MessageView
-from mailgate.sandbox.graph_query import Condition
+from mailgate.sandbox.ews.render import folder_xml, message_xml
+from mailgate.sandbox.ews.restriction import (
+    ItemShape,
+    parse_page_view,
+    parse_restriction,
+    parse_shape,
+    sort_descending,
+)
+from mailgate.sandbox.graph.query import Condition
+from mailgate.sandbox.graph.resources import FolderView, MessageView
 
 
 def parse_xml(data: str | bytes) -> ET.Element:

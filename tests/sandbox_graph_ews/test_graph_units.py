@@ -6,18 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.sandbox.graph_delta import DeltaState, DeltaTokens, page_size
-from mailgate.sandbox.graph_json import (
-    MessageView,
-    error_body,
-    graph_datetime,
-    message_json,
-    mime_from_json,
-    parse_mail,
-    preview,
-    project,
-)
-from mailgate.sandbox.graph_query import (
+from mailgate.sandbox.exchange.store import Change
+from mailgate.sandbox.exchange.throttle import Limits, Throttle
+from mailgate.sandbox.graph.delta import DeltaState, DeltaTokens, page_size
+from mailgate.sandbox.graph.query import (
     Condition,
     MessageFacts,
     QueryError,
@@ -29,8 +21,16 @@ from mailgate.sandbox.graph_query import (
     parse_options,
     parse_select,
 )
-from mailgate.sandbox.graph_throttle import Limits, Throttle
-from mailgate.sandbox.mailstore import Change
+from mailgate.sandbox.graph.resources import (
+    MessageView,
+    error_body,
+    graph_datetime,
+    message_json,
+    mime_from_json,
+    parse_mail,
+    preview,
+    project,
+)
 
 NOV1 = datetime(2026, 11, 1, tzinfo=UTC)
 

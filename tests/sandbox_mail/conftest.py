@@ -13,7 +13,7 @@ import msal
 import pytest
 
 from mailgate.protocols.sasl import xoauth2_initial_response
-from mailgate.sandbox.mailaccess import SandboxMail
+from mailgate.sandbox.exchange.access import SandboxMail
 from mailgate.testing import SandboxController
 
 EXCHANGE = "https://outlook.office365.com/.default"

@@ -10,17 +10,17 @@ from typing import Any
 import jwt
 import pytest
 
-from mailgate.sandbox.exchange_rules import (
+from mailgate.sandbox.directory.tenant import TenantFile, User
+from mailgate.sandbox.entra.tokens import TokenSigner, access_token_claims
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import (
     MailAccessDenied,
     check_access,
     check_send_as,
     required_permission,
 )
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import MailStore
+from mailgate.sandbox.exchange.store import MailStore
 from mailgate.sandbox.pki import ensure_pki
-from mailgate.sandbox.tenant import TenantFile, User
-from mailgate.sandbox.tokens import TokenSigner, access_token_claims
 
 BASE = "https://127.0.0.1:4443"
 EXO = "https://outlook.office365.com"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.sandbox.imap_codec import (
+from mailgate.sandbox.exchange.store import MailStore
+from mailgate.sandbox.imap.codec import (
     Atom,
     ImapSyntaxError,
     decode_mutf7,
@@ -18,9 +19,8 @@ from mailgate.sandbox.imap_codec import (
     quote,
     sequence_set_text,
 )
-from mailgate.sandbox.imap_mime import body_section, bodystructure, envelope, scan
-from mailgate.sandbox.imap_query import Candidate, FetchItem, compile_search, parse_fetch_items
-from mailgate.sandbox.mailstore import MailStore
+from mailgate.sandbox.imap.mime import body_section, bodystructure, envelope, scan
+from mailgate.sandbox.imap.query import Candidate, FetchItem, compile_search, parse_fetch_items
 
 MIXED = (
     b'From: "Vendor, Inc" <billing@vendor.example>\r\n'

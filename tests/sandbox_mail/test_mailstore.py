@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.sandbox.mailstore import WELL_KNOWN, Change, MailStore, StoredMailbox
+from mailgate.sandbox.exchange.store import WELL_KNOWN, Change, MailStore, StoredMailbox
 
 RAW = (
     b"From: Vendor <billing@vendor.example>\r\n"

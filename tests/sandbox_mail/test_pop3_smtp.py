@@ -11,7 +11,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailgate.protocols.sasl import xoauth2_initial_response
-from mailgate.sandbox.mailaccess import SandboxMail
+from mailgate.sandbox.exchange.access import SandboxMail
 from mailgate.testing import SandboxController
 from tests.sandbox_mail.conftest import address, b64
 

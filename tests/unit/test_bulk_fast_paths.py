@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from mailgate.mail.filenames import MAX_NAME_BYTES, _truncate, safe_filename
 from mailgate.mail.save import eml_filename
-from mailgate.protocols.imap_attachments import (
+from mailgate.protocols.imap.attachments import (
     _split_params,
     _split_params_scanning,
     split_attachments_checked,

@@ -17,8 +17,8 @@ from mailgate.errors import MailgateError
 from mailgate.mail.filenames import publish_file
 from mailgate.mail.save import DirectorySink, extract_attachments
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap_bulk import _Target
-from mailgate.protocols.imap_results import AttachmentPart
+from mailgate.protocols.imap.bulk import _Target
+from mailgate.protocols.imap.results import AttachmentPart
 
 MESSAGE = b"Subject: hello\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
 WITH_ATTACHMENT = (

@@ -8,8 +8,8 @@ import pytest
 
 from mailgate.mail.headers import summary_from_headers
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap_attachments import split_attachments
-from mailgate.protocols.imap_bulk import Base64Decoder
+from mailgate.protocols.imap.attachments import split_attachments
+from mailgate.protocols.imap.bulk import Base64Decoder
 
 
 @pytest.mark.parametrize(

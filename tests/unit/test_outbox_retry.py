@@ -20,8 +20,8 @@ from mailgate.protocols.base import (
     ThrottledError,
     UnsupportedOperation,
 )
-from mailgate.protocols.ews_xml import error_for_code, error_from_http
-from mailgate.protocols.graph_json import GraphError, error_from_response
+from mailgate.protocols.ews.replies import error_for_code, error_from_http
+from mailgate.protocols.graph.shapes import GraphError, error_from_response
 from mailgate.protocols.smtp import smtp_failure
 
 

@@ -15,7 +15,7 @@ import mailgate.mail.save as save_module
 from mailgate.errors import MailgateError
 from mailgate.mail.save import DirectorySink
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap_bulk import WholeMessageSink, _Target
+from mailgate.protocols.imap.bulk import WholeMessageSink, _Target
 
 
 def _mime_with(names: list[str]) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
 from mailgate.protocols.base import SubmissionUnknownError
-from mailgate.protocols.ews_xml import EwsError
-from mailgate.protocols.graph_json import GraphError
+from mailgate.protocols.ews.replies import EwsError
+from mailgate.protocols.graph.shapes import GraphError
 from mailgate.protocols.http import may_have_arrived, submission
 from mailgate.protocols.smtp import data_payload
 

@@ -1,6 +1,6 @@
 """The mail half of ``mailgate demo``: mailbox profiles, connection tests, send, get --save.
 
-Kept apart from :mod:`mailgate.demo` so each stays short; it uses only public APIs.
+Kept apart from :mod:`mailgate.demo.run` so each stays short; it uses only public APIs.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from mailgate.demo_import import import_tour
-from mailgate.demo_mail import mail_tour
-from mailgate.demo_outbox import outbox_tour
+from mailgate.demo.importing import import_tour
+from mailgate.demo.mail import mail_tour
+from mailgate.demo.outbox import outbox_tour
 from mailgate.errors import MailgateError
 from mailgate.identity import AccessToken, ConsoleInteraction, TokenProvider
 from mailgate.identity.profiles import CredentialRequest, build_profile

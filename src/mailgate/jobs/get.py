@@ -20,9 +20,9 @@ from mailgate.protocols.base import (
     MessageSummary,
     SearchCriteria,
 )
-from mailgate.protocols.imap import ImapMailbox
-from mailgate.protocols.imap_bulk import fetch_many
-from mailgate.protocols.imap_parallel import FetchPool, helpers_for
+from mailgate.protocols.imap.bulk import fetch_many
+from mailgate.protocols.imap.mailbox import ImapMailbox
+from mailgate.protocols.imap.parallel import FetchPool, helpers_for
 
 __all__ = ["GetResult", "get_messages"]
 
@@ -108,7 +108,7 @@ async def get_messages(
 
     ``on_found`` gets the number of matches before saving starts, ``advance`` the progress.
     ``connections``: IMAP connections a large save may use at once (helper processes, see
-    :mod:`mailgate.protocols.imap_parallel`); 1 keeps it to one.
+    :mod:`mailgate.protocols.imap.parallel`); 1 keeps it to one.
     """
     async with connector.adapter(profile) as mailbox:
         refs = await mailbox.search(folder or profile.default_folder, criteria, limit)

@@ -40,8 +40,8 @@ from mailgate.mail.headers import header_block, header_fields, message_id, subje
 from mailgate.mail.save import eml_filename, eml_stem, extract_attachments, io_error
 from mailgate.processes import other_process_alive
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap_attachments import split_attachments
-from mailgate.protocols.imap_bulk import CLIENT_SPLIT_LIMIT
+from mailgate.protocols.imap.attachments import split_attachments
+from mailgate.protocols.imap.bulk import CLIENT_SPLIT_LIMIT
 
 __all__ = [
     "DirectoryDestination",
@@ -229,7 +229,7 @@ def _fetched(
 
 
 class FetchSink:
-    """A :class:`~mailgate.protocols.imap_bulk.WholeMessageSink` (messages only) for one batch.
+    """A :class:`~mailgate.protocols.imap.bulk.WholeMessageSink` (messages only) for one batch.
 
     Each message goes into a hidden ``.mailgate-import-*.part`` file in ``spool``: a small one
     (the bulk IMAP path hands it over whole, :meth:`save`) with one ``write`` and hashed in one
@@ -309,7 +309,7 @@ class FetchSink:
         assert isinstance(dest, MessageFile)
         dest.discard()
 
-    # -- helper connections (mailgate.protocols.imap_parallel) ---------------------------------
+    # -- helper connections (mailgate.protocols.imap.parallel) ---------------------------------
 
     def recipe(self) -> Callable[[], FetchSink]:
         """Builds a sink into the same spool in a helper process; no copies are kept there

@@ -61,9 +61,9 @@ from mailgate.protocols.base import (
     Protocol,
     SearchCriteria,
 )
-from mailgate.protocols.imap import ImapMailbox, parse_message_id
-from mailgate.protocols.imap_bulk import fetch_many
-from mailgate.protocols.imap_parallel import FetchPool, helpers_for
+from mailgate.protocols.imap.bulk import fetch_many
+from mailgate.protocols.imap.mailbox import ImapMailbox, parse_message_id
+from mailgate.protocols.imap.parallel import FetchPool, helpers_for
 from mailgate.secret import Secret
 from mailgate.settings import PostProcess
 from mailgate.store import StateStore

@@ -38,7 +38,7 @@ from mailgate.mail.headers import (
     summary_from_fields,
 )
 from mailgate.protocols.base import MessageRef, MessageSummary
-from mailgate.protocols.imap_attachments import split_attachments_checked
+from mailgate.protocols.imap.attachments import split_attachments_checked
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -284,7 +284,7 @@ class DirectorySink:
     """Files fetched messages and attachments under one directory, never overwriting.
 
     Implements the ``open → complete | abort`` protocol of
-    :class:`mailgate.protocols.imap_bulk.MessageSink` (``part`` None is the message itself,
+    :class:`mailgate.protocols.imap.bulk.MessageSink` (``part`` None is the message itself,
     otherwise an attachment with a ``filename``), and serves the one-message-at-a-time path of
     the other protocols too. A message streams into a hidden ``.part`` file; its header block is
     kept on the way, so :meth:`complete` can summarise the message and name the file
@@ -430,7 +430,7 @@ class DirectorySink:
             raise io_error("save the message in", self.directory, exc) from exc
         self.saved[ref.id] = SavedMessage(final, size, ref=ref, fields=fields)
 
-    # -- helper connections (mailgate.protocols.imap_parallel) ---------------------------------
+    # -- helper connections (mailgate.protocols.imap.parallel) ---------------------------------
 
     def recipe(self) -> Callable[[], DirectorySink]:
         """Builds a sink for the same directory in a helper process (names never collide:

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # Bulk IMAP fetches (``get --save``, import) may share their batches among this many
-# connections, the extra ones in helper processes (mailgate.protocols.imap_parallel).
+# connections, the extra ones in helper processes (mailgate.protocols.imap.parallel).
 DEFAULT_CONNECTIONS = 2
 MAX_CONNECTIONS = 8  # servers limit concurrent connections per mailbox; stay well below
 

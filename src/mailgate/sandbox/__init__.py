@@ -7,7 +7,7 @@ unmodified against it. Production code never imports this package; the CLI's ``s
 
 from __future__ import annotations
 
+from mailgate.sandbox.directory.tenant import load_tenant_file, write_demo_tenant
 from mailgate.sandbox.server import SandboxServer, run_forever
-from mailgate.sandbox.tenant import load_tenant_file, write_demo_tenant
 
 __all__ = ["SandboxServer", "load_tenant_file", "run_forever", "write_demo_tenant"]

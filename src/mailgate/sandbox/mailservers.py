@@ -14,10 +14,10 @@ import ssl
 import threading
 from pathlib import Path
 
-from mailgate.sandbox.imap_server import MAX_LINE, serve_imap
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.pop3_server import serve_pop3
-from mailgate.sandbox.smtp_server import create_smtp
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.imap.server import MAX_LINE, serve_imap
+from mailgate.sandbox.pop3.server import serve_pop3
+from mailgate.sandbox.smtp.server import create_smtp
 
 __all__ = ["MailServers"]
 

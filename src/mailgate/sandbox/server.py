@@ -45,15 +45,21 @@ from typing import Any
 
 import uvicorn
 
-from mailgate.sandbox.directory_state import DirectoryState
-from mailgate.sandbox.identity import create_app
-from mailgate.sandbox.mail_servers import MailServers
-from mailgate.sandbox.mailaccess import SandboxMail, build_store
-from mailgate.sandbox.params import EXCHANGE, GRAPH
+from mailgate.sandbox.directory.state import DirectoryState
+from mailgate.sandbox.directory.tenant import (
+    App,
+    Tenant,
+    TenantFile,
+    load_tenant_file,
+    write_demo_tenant,
+)
+from mailgate.sandbox.entra.app import create_app
+from mailgate.sandbox.entra.params import EXCHANGE, GRAPH
+from mailgate.sandbox.entra.platform import IdentityPlatform
+from mailgate.sandbox.entra.tokens import TokenSigner
+from mailgate.sandbox.exchange.access import SandboxMail, build_store
+from mailgate.sandbox.mailservers import MailServers
 from mailgate.sandbox.pki import ensure_pki, load_certificate, thumbprint_sha1, thumbprint_sha256
-from mailgate.sandbox.platform import IdentityPlatform
-from mailgate.sandbox.tenant import App, Tenant, TenantFile, load_tenant_file, write_demo_tenant
-from mailgate.sandbox.tokens import TokenSigner
 
 __all__ = ["DESCRIPTION_FILE", "SandboxServer", "describe", "run_forever"]
 

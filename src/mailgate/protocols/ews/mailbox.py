@@ -1,5 +1,5 @@
-"""The EWS adapter: thin I/O around :mod:`~mailgate.protocols.ews_soap` (requests) and
-:mod:`~mailgate.protocols.ews_xml` (replies).
+"""The EWS adapter: thin I/O around :mod:`~mailgate.protocols.ews.soap` (requests) and
+:mod:`~mailgate.protocols.ews.replies` (replies).
 
 App-only access (``full_access_as_app``) impersonates the mailbox in every request;
 delegated access (``EWS.AccessAsUser.All``) names a shared mailbox inside each distinguished
@@ -21,8 +21,6 @@ from typing import BinaryIO, ClassVar
 import httpx
 
 from mailgate.errors import ConfigurationError, ProtocolError
-from mailgate.protocols import ews_soap as soap
-from mailgate.protocols import ews_xml as reply
 from mailgate.protocols._http_mailbox import HttpMailbox
 from mailgate.protocols.base import (
     Folder,
@@ -33,7 +31,9 @@ from mailgate.protocols.base import (
     SearchCriteria,
     TokenSource,
 )
-from mailgate.protocols.graph_json import WELL_KNOWN_FOLDERS, well_known_name
+from mailgate.protocols.ews import replies as reply
+from mailgate.protocols.ews import soap as soap
+from mailgate.protocols.graph.shapes import WELL_KNOWN_FOLDERS, well_known_name
 from mailgate.protocols.http import add_envelope_bcc, stream, submission, transport_errors
 
 __all__ = ["EwsMailbox"]

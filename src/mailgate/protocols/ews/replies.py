@@ -31,8 +31,8 @@ from mailgate.protocols.base import (
     MessageSummary,
     ThrottledError,
 )
-from mailgate.protocols.ews_soap import MESSAGES_NS, SOAP_NS, TYPES_NS
-from mailgate.protocols.graph_json import POLICY_REMEDY
+from mailgate.protocols.ews.soap import MESSAGES_NS, SOAP_NS, TYPES_NS
+from mailgate.protocols.graph.shapes import POLICY_REMEDY
 from mailgate.protocols.http import retry_after_seconds
 
 __all__ = [

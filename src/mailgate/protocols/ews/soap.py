@@ -4,7 +4,7 @@ Each builder returns the body element of one EWS operation; :func:`envelope` wra
 ``RequestServerVersion`` and, for app-only access, ``ExchangeImpersonation`` (the adapter adds
 the matching ``X-AnchorMailbox`` header). Delegated access to a shared mailbox names the
 mailbox inside each ``DistinguishedFolderId`` instead (:class:`FolderTarget`). Replies are
-read by :mod:`mailgate.protocols.ews_xml`.
+read by :mod:`mailgate.protocols.ews.replies`.
 
 Item ids are sent without their ChangeKey: every update uses ``AlwaysOverwrite``, and a stale
 ChangeKey would only turn a harmless race into an error.

@@ -1,4 +1,4 @@
-"""The Microsoft Graph mail adapter: thin I/O around :mod:`mailgate.protocols.graph_json`.
+"""The Microsoft Graph mail adapter: thin I/O around :mod:`mailgate.protocols.graph.shapes`.
 
 Every call goes to ``{base_url}/users/{address}/...`` with a bearer token for
 ``https://graph.microsoft.com``, so the same code serves app-only tokens and delegated ones
@@ -20,7 +20,6 @@ from urllib.parse import quote
 import httpx
 
 from mailgate.errors import ConfigurationError, ProtocolError
-from mailgate.protocols import graph_json as gj
 from mailgate.protocols._http_mailbox import HttpMailbox
 from mailgate.protocols.base import (
     Folder,
@@ -32,6 +31,7 @@ from mailgate.protocols.base import (
     TokenSource,
     UnsupportedOperation,
 )
+from mailgate.protocols.graph import shapes as gj
 from mailgate.protocols.http import (
     add_envelope_bcc,
     require_same_origin,

@@ -20,7 +20,7 @@ from email.message import Message
 
 import pybase64
 
-from mailgate.protocols.imap_results import AttachmentPart
+from mailgate.protocols.imap.results import AttachmentPart
 
 __all__ = [
     "MimeFields",

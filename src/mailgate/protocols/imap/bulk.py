@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkab
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap import BATCH, ImapMailbox, parse_message_id
-from mailgate.protocols.imap_attachments import decode_base64, split_attachments
-from mailgate.protocols.imap_commands import sequence_set
-from mailgate.protocols.imap_results import AttachmentPart, attachment_parts
+from mailgate.protocols.imap.attachments import decode_base64, split_attachments
+from mailgate.protocols.imap.commands import sequence_set
+from mailgate.protocols.imap.mailbox import BATCH, ImapMailbox, parse_message_id
+from mailgate.protocols.imap.results import AttachmentPart, attachment_parts
 
 if TYPE_CHECKING:
-    from mailgate.protocols.imap_parallel import FetchPool
+    from mailgate.protocols.imap.parallel import FetchPool
 
 __all__ = [
     "CLIENT_SPLIT_LIMIT",

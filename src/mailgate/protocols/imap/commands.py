@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mailgate.protocols.base import SearchCriteria
-from mailgate.protocols.imap_utf7 import encode_mailbox_name
+from mailgate.protocols.imap.utf7 import encode_mailbox_name
 
 __all__ = [
     "Literal",

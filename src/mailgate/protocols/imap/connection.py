@@ -1,6 +1,6 @@
 """One IMAP connection: tagged commands, literals both ways, SASL. Thin I/O over the parser.
 
-A response is read as line chunks and literals (see :mod:`mailgate.protocols.imap_parser`).
+A response is read as line chunks and literals (see :mod:`mailgate.protocols.imap.parser`).
 Before each literal the connection asks the command's :data:`LiteralSink` whether this literal
 goes to a file; if so it is copied in chunks and a :class:`Streamed` placeholder takes its
 place, so message bodies are never held in memory. Commands run one at a time.
@@ -16,8 +16,8 @@ from typing import BinaryIO
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
 from mailgate.protocols._mailstream import MailStream
-from mailgate.protocols.imap_commands import Part, join_parts
-from mailgate.protocols.imap_parser import (
+from mailgate.protocols.imap.commands import Part, join_parts
+from mailgate.protocols.imap.parser import (
     Continuation,
     DataResponse,
     ParseError,
@@ -30,7 +30,7 @@ from mailgate.protocols.imap_parser import (
     parse_response,
     response_code,
 )
-from mailgate.protocols.imap_results import authentication_failure, command_failure
+from mailgate.protocols.imap.results import authentication_failure, command_failure
 
 __all__ = ["BODY_LIMIT", "BodyTaker", "CommandResult", "ImapConnection", "LiteralSink"]
 

@@ -13,7 +13,7 @@ Library choice: a compact asyncio client of our own (:mod:`imap_connection` over
 
 Message ids are ``"<uidvalidity>:<uid>"``; if a folder's UIDVALIDITY changed since the id was
 made, :class:`UidValidityChangedError` is raised rather than touching another message.
-Bulk fetching for ``mailgate get --save`` lives in :mod:`mailgate.protocols.imap_bulk`.
+Bulk fetching for ``mailgate get --save`` lives in :mod:`mailgate.protocols.imap.bulk`.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ from mailgate.protocols.base import (
     SearchCriteria,
     Security,
 )
-from mailgate.protocols.imap_commands import (
+from mailgate.protocols.imap.commands import (
     Literal,
     Part,
     mailbox_argument,
     search_plan,
     sequence_set,
 )
-from mailgate.protocols.imap_connection import CommandResult, ImapConnection
-from mailgate.protocols.imap_parser import Value, as_int, fetch_items, response_code
-from mailgate.protocols.imap_results import (
+from mailgate.protocols.imap.connection import CommandResult, ImapConnection
+from mailgate.protocols.imap.parser import Value, as_int, fetch_items, response_code
+from mailgate.protocols.imap.results import (
     HEADER_FIELDS,
     attachment_parts,
     copyuid_map,

@@ -2,8 +2,8 @@
 
 A bulk save is bound by the client's CPU (TLS, cutting literals, naming and writing files),
 and Python runs that on one core however many connections it opens. :class:`FetchPool` starts
-helper processes (``python -m mailgate.protocols.imap_parallel``), each with its own IMAP
-connection for the same mailbox, and :func:`~mailgate.protocols.imap_bulk.fetch_many` hands
+helper processes (``python -m mailgate.protocols.imap.parallel``), each with its own IMAP
+connection for the same mailbox, and :func:`~mailgate.protocols.imap.bulk.fetch_many` hands
 whole batches to them next to the batches it fetches itself.
 
 What crosses the pipes (length-prefixed pickles between this process and children it started,
@@ -37,10 +37,11 @@ import mailgate
 from mailgate import errors
 from mailgate.errors import MailgateError, TransportError
 from mailgate.processes import tune_gc_for_bulk_work
-from mailgate.protocols import base, imap
+from mailgate.protocols import base
 from mailgate.protocols.base import Security
-from mailgate.protocols.imap import BATCH, ImapMailbox, UidValidityChangedError
-from mailgate.protocols.imap_bulk import PortableSink, run_batch
+from mailgate.protocols.imap import mailbox as imap
+from mailgate.protocols.imap.bulk import PortableSink, run_batch
+from mailgate.protocols.imap.mailbox import BATCH, ImapMailbox, UidValidityChangedError
 
 __all__ = [
     "MIN_BATCHES_PER_HELPER",

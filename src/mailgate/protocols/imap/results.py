@@ -1,6 +1,6 @@
 """What IMAP replies mean: folders, BODYSTRUCTURE parts, summaries and errors. Pure functions.
 
-The values come from :mod:`mailgate.protocols.imap_parser`; nothing here touches a socket, so
+The values come from :mod:`mailgate.protocols.imap.parser`; nothing here touches a socket, so
 each Exchange and Dovecot reply shape is a unit test.
 """
 
@@ -24,7 +24,7 @@ from mailgate.protocols.base import (
     MessageSummary,
     ThrottledError,
 )
-from mailgate.protocols.imap_parser import (
+from mailgate.protocols.imap.parser import (
     ParseError,
     StatusResponse,
     Value,
@@ -32,7 +32,7 @@ from mailgate.protocols.imap_parser import (
     as_text,
     response_code,
 )
-from mailgate.protocols.imap_utf7 import decode_mailbox_name
+from mailgate.protocols.imap.utf7 import decode_mailbox_name
 
 __all__ = [
     "SPECIAL_USE",

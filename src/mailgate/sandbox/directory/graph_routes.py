@@ -20,7 +20,7 @@ any member may read, and create apps while the tenant's ``users_can_register_app
 default "Yes") holds; changing an app needs one of its owners (its creator) or an admin
 directory role (``directory_roles`` in the tenant file); consent (app role assignments,
 delegated permission grants) needs an admin. Anything less is 403
-``Authorization_RequestDenied``. The operations are in :mod:`mailgate.sandbox.directory`.
+``Authorization_RequestDenied``. The operations are in :mod:`mailgate.sandbox.directory.objects`.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mailgate.sandbox import directory as ops
-from mailgate.sandbox.directory import DirectoryError
-from mailgate.sandbox.errors import AadstsError
-from mailgate.sandbox.exchange_shell import ShellError, run_script
-from mailgate.sandbox.graph_json import error_body
-from mailgate.sandbox.params import GRAPH
-from mailgate.sandbox.platform import IdentityPlatform
-from mailgate.sandbox.tenant import App, Tenant, User
+from mailgate.sandbox.directory import objects as ops
+from mailgate.sandbox.directory.objects import DirectoryError
+from mailgate.sandbox.directory.tenant import App, Tenant, User
+from mailgate.sandbox.entra.aadsts import AadstsError
+from mailgate.sandbox.entra.params import GRAPH
+from mailgate.sandbox.entra.platform import IdentityPlatform
+from mailgate.sandbox.exchange.powershell import ShellError, run_script
+from mailgate.sandbox.graph.resources import error_body
 
 __all__ = ["READ_APPS", "WRITE_APPS", "create_directory_router"]
 

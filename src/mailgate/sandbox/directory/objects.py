@@ -2,9 +2,10 @@
 
 Applications (app registrations), service principals (enterprise applications), their password
 and key credentials, and the two kinds of consent: app role assignments (application
-permissions) and delegated permission grants. :mod:`mailgate.sandbox.graph_directory` serves
-them over HTTP; everything here works on a :class:`~mailgate.sandbox.tenant.Tenant` and a clock
-and raises :class:`DirectoryError` (Graph's status, code and message) when Graph would refuse.
+permissions) and delegated permission grants. :mod:`mailgate.sandbox.directory.graph_routes`
+serves them over HTTP; everything here works on a
+:class:`~mailgate.sandbox.directory.tenant.Tenant` and a clock and raises
+:class:`DirectoryError` (Graph's status, code and message) when Graph would refuse.
 
 The resource service principals every tenant holds (Microsoft Graph and Office 365 Exchange
 Online) carry the app roles and delegated scopes mailgate uses. Permission ids: the two on the
@@ -30,9 +31,9 @@ from typing import Any
 
 from cryptography import x509
 
-from mailgate.sandbox.params import EXCHANGE, GRAPH, OIDC_SCOPES, RESOURCES, Resource
+from mailgate.sandbox.directory.tenant import App, AppCertificate, AppSecret, Tenant
+from mailgate.sandbox.entra.params import EXCHANGE, GRAPH, OIDC_SCOPES, RESOURCES, Resource
 from mailgate.sandbox.pki import thumbprint_sha1
-from mailgate.sandbox.tenant import App, AppCertificate, AppSecret, Tenant
 
 __all__ = [
     "DirectoryError",

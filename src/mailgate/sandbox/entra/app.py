@@ -17,11 +17,11 @@ Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common
     POST /_sandbox/users/{upn}/state   {"locked": true, ...}  flip account flags
 
 Graph's directory subset (applications, servicePrincipals, consent) and the Exchange PowerShell
-test hook come from :mod:`mailgate.sandbox.graph_directory`; Graph mail and EWS from their
+test hook come from :mod:`mailgate.sandbox.directory.graph_routes`; Graph mail and EWS from their
 modules when the server has mail.
 
 This module only parses requests and renders answers; the rules live in
-:mod:`mailgate.sandbox.grants` and :mod:`mailgate.sandbox.platform`.
+:mod:`mailgate.sandbox.entra.grants` and :mod:`mailgate.sandbox.entra.platform`.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from mailgate.sandbox import grants, pages
-from mailgate.sandbox.errors import AadstsError, error_body
-from mailgate.sandbox.graph_directory import create_directory_router
-from mailgate.sandbox.platform import IdentityPlatform, Stats
-from mailgate.sandbox.tenant import USER_STATES
+from mailgate.sandbox.directory.graph_routes import create_directory_router
+from mailgate.sandbox.directory.tenant import USER_STATES
+from mailgate.sandbox.entra import grants, pages
+from mailgate.sandbox.entra.aadsts import AadstsError, error_body
+from mailgate.sandbox.entra.platform import IdentityPlatform, Stats
 
 if TYPE_CHECKING:
-    from mailgate.sandbox.mailaccess import SandboxMail
+    from mailgate.sandbox.exchange.access import SandboxMail
 
 __all__ = ["create_app", "openid_configuration"]
 
@@ -304,8 +304,8 @@ def create_app(
         return JSONResponse({"upn": user.upn, "state": user.state})
 
     if mail is not None:
-        from mailgate.sandbox.ews import create_ews_router
-        from mailgate.sandbox.graph import create_graph_router
+        from mailgate.sandbox.ews.routes import create_ews_router
+        from mailgate.sandbox.graph.routes import create_graph_router
 
         app.include_router(create_graph_router(mail))
         app.include_router(create_ews_router(mail))

@@ -18,10 +18,10 @@ from urllib.parse import unquote_plus
 import jwt
 from cryptography import x509
 
-from mailgate.sandbox.errors import aadsts
+from mailgate.sandbox.directory.tenant import App
+from mailgate.sandbox.entra.aadsts import aadsts
+from mailgate.sandbox.entra.tokens import ACR_CERTIFICATE, ACR_PUBLIC, ACR_SECRET
 from mailgate.sandbox.pki import b64url, thumbprint_sha1, thumbprint_sha256
-from mailgate.sandbox.tenant import App
-from mailgate.sandbox.tokens import ACR_CERTIFICATE, ACR_PUBLIC, ACR_SECRET
 
 __all__ = [
     "ASSERTION_TYPE",

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from mailgate.sandbox.clientauth import (
+from mailgate.sandbox.directory.tenant import App, Tenant
+from mailgate.sandbox.entra.aadsts import AadstsError, aadsts
+from mailgate.sandbox.entra.clientauth import (
     ClientCredentials,
     authenticate_client,
     read_client_credentials,
 )
-from mailgate.sandbox.errors import AadstsError, aadsts
-from mailgate.sandbox.params import parse_scopes, pkce_matches, redirect_uri_matches
-from mailgate.sandbox.platform import AuthorizationCode, DeviceGrant, IdentityPlatform
-from mailgate.sandbox.tenant import App, Tenant
+from mailgate.sandbox.entra.params import parse_scopes, pkce_matches, redirect_uri_matches
+from mailgate.sandbox.entra.platform import AuthorizationCode, DeviceGrant, IdentityPlatform
 
 __all__ = [
     "DEVICE_CODE_GRANT",

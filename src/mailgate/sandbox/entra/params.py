@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mailgate.sandbox.errors import aadsts
+from mailgate.sandbox.entra.aadsts import aadsts
 
 __all__ = [
     "EXCHANGE",

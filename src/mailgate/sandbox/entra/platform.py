@@ -4,7 +4,7 @@
 short-lived grants (authorization codes, device codes, refresh tokens), and implements the
 rules every flow shares: which tenant a path segment names, whether a user may sign in, what
 was consented, and how a token response is put together. It does no I/O: the web layer in
-:mod:`mailgate.sandbox.identity` calls it, tests may call it directly with a fake clock.
+:mod:`mailgate.sandbox.entra.app` calls it, tests may call it directly with a fake clock.
 All calls come from one event loop, so no locking is needed.
 """
 
@@ -21,8 +21,9 @@ from typing import Any
 
 from cryptography import x509
 
-from mailgate.sandbox.errors import aadsts
-from mailgate.sandbox.params import (
+from mailgate.sandbox.directory.tenant import App, Tenant, TenantFile, User
+from mailgate.sandbox.entra.aadsts import aadsts
+from mailgate.sandbox.entra.params import (
     GRAPH,
     Resource,
     ScopeRequest,
@@ -30,14 +31,13 @@ from mailgate.sandbox.params import (
     permissions_of,
     response_scope,
 )
-from mailgate.sandbox.pki import load_certificate
-from mailgate.sandbox.tenant import App, Tenant, TenantFile, User
-from mailgate.sandbox.tokens import (
+from mailgate.sandbox.entra.tokens import (
     TokenSigner,
     access_token_claims,
     client_info,
     id_token_claims,
 )
+from mailgate.sandbox.pki import load_certificate
 
 __all__ = [
     "SPECIAL_TENANTS",

@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailgate.sandbox.directory.tenant import User
 from mailgate.sandbox.pki import b64url, thumbprint_sha1
-from mailgate.sandbox.tenant import User
 
 __all__ = [
     "ACR_CERTIFICATE",

@@ -15,19 +15,19 @@ import xml.etree.ElementTree as ET
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
-from mailgate.sandbox.ews_ops import FOLDER_NOT_FOUND, EwsContext, folder_ref
-from mailgate.sandbox.ews_restriction import (
+from mailgate.sandbox.ews.envelope import m, response, response_message, sub, t
+from mailgate.sandbox.ews.ops import FOLDER_NOT_FOUND, EwsContext, folder_ref
+from mailgate.sandbox.ews.render import item_id_xml, message_xml
+from mailgate.sandbox.ews.restriction import (
     parse_page_view,
     parse_restriction,
     parse_shape,
     sort_descending,
 )
-from mailgate.sandbox.ews_soap import m, response, response_message, sub, t
-from mailgate.sandbox.ews_xml import item_id_xml, message_xml
-from mailgate.sandbox.exchange_rules import MailAccessDenied, check_send_as
-from mailgate.sandbox.graph_delta import DeltaState
-from mailgate.sandbox.graph_ops import message_facts, message_view, strip_bcc, submission_parts
-from mailgate.sandbox.graph_query import matches
+from mailgate.sandbox.exchange.rules import MailAccessDenied, check_send_as
+from mailgate.sandbox.graph.delta import DeltaState
+from mailgate.sandbox.graph.ops import message_facts, message_view, strip_bcc, submission_parts
+from mailgate.sandbox.graph.query import matches
 
 __all__ = [
     "convert_id",

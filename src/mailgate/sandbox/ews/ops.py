@@ -2,8 +2,8 @@
 
 Operations take an :class:`EwsContext` and return the elements of the SOAP body (one
 ``{Op}Response`` element). Per-item failures become ``ResponseClass="Error"`` messages, as in
-Exchange; whole-request failures raise :class:`~mailgate.sandbox.ews_soap.SoapError`, which
-:mod:`mailgate.sandbox.ews` renders as a fault. Folder ids: the store's ids, well-known names
+Exchange; whole-request failures raise :class:`~mailgate.sandbox.ews.envelope.SoapError`, which
+:mod:`mailgate.sandbox.ews.routes` renders as a fault. Folder ids: the store's ids, well-known names
 through ``DistinguishedFolderId`` (inbox, deleteditems, sentitems, drafts, junkemail, archive,
 plus ``msgfolderroot`` and ``root``, which the store does not hold and we synthesise).
 """
@@ -15,15 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailgate.sandbox.ews_restriction import parse_page_view
-from mailgate.sandbox.ews_soap import SoapError, m, response, response_message, sub, t
-from mailgate.sandbox.ews_xml import folder_xml
-from mailgate.sandbox.exchange_rules import MailAccess
-from mailgate.sandbox.graph_delta import DeltaTokens
-from mailgate.sandbox.graph_json import FolderView
-from mailgate.sandbox.graph_ops import root_folder_id
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox
+from mailgate.sandbox.ews.envelope import SoapError, m, response, response_message, sub, t
+from mailgate.sandbox.ews.render import folder_xml
+from mailgate.sandbox.ews.restriction import parse_page_view
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import MailAccess
+from mailgate.sandbox.exchange.store import StoredFolder, StoredMailbox
+from mailgate.sandbox.graph.delta import DeltaTokens
+from mailgate.sandbox.graph.ops import root_folder_id
+from mailgate.sandbox.graph.resources import FolderView
 
 __all__ = [
     "FOLDER_NOT_FOUND",

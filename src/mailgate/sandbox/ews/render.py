@@ -1,7 +1,7 @@
 """Pure rendering of stored messages and folders as EWS ``t:Message`` and ``t:Folder``.
 
 Items render in schema order; which properties appear follows the request's shape
-(:class:`~mailgate.sandbox.ews_restriction.ItemShape`): ``IdOnly`` gives the ItemId plus any
+(:class:`~mailgate.sandbox.ews.restriction.ItemShape`): ``IdOnly`` gives the ItemId plus any
 ``AdditionalProperties``, ``Default``/``AllProperties`` the common message properties.
 MIME content is base64 of the stored bytes, as Exchange sends it.
 """
@@ -13,9 +13,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from mailgate.sandbox.ews_restriction import ItemShape
-from mailgate.sandbox.ews_soap import sub, t
-from mailgate.sandbox.graph_json import (
+from mailgate.sandbox.ews.envelope import sub, t
+from mailgate.sandbox.ews.restriction import ItemShape
+from mailgate.sandbox.graph.resources import (
     Address,
     FolderView,
     MessageView,

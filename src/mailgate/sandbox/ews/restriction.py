@@ -8,7 +8,7 @@ The Restriction subset (anything else is ``ErrorUnsupportedQueryFilter``)::
     IsGreaterThan[OrEqualTo] / IsLessThan[OrEqualTo] / IsEqualTo   item:DateTimeReceived
     And           of the above
 
-It compiles to the same :data:`~mailgate.sandbox.graph_query.Filter` Graph's ``$filter``
+It compiles to the same :data:`~mailgate.sandbox.graph.query.Filter` Graph's ``$filter``
 uses, so both protocols match messages with one function.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from mailgate.sandbox.ews_soap import SoapError, m, t
-from mailgate.sandbox.graph_query import Condition, Field, Filter, Op, QueryError, parse_datetime
+from mailgate.sandbox.ews.envelope import SoapError, m, t
+from mailgate.sandbox.graph.query import Condition, Field, Filter, Op, QueryError, parse_datetime
 
 __all__ = [
     "ItemShape",

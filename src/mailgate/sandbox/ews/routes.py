@@ -33,14 +33,15 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mailgate.sandbox import ews_items, ews_ops
-from mailgate.sandbox.ews_ops import EwsContext, Operation, mailbox_of
-from mailgate.sandbox.ews_soap import SoapError, envelope, fault, parse_request, response
-from mailgate.sandbox.ews_soap import response_message as message
-from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
-from mailgate.sandbox.graph_delta import DeltaTokens
-from mailgate.sandbox.graph_throttle import Limits, Throttle
-from mailgate.sandbox.mailaccess import SandboxMail
+from mailgate.sandbox.ews import items as ews_items
+from mailgate.sandbox.ews import ops as ews_ops
+from mailgate.sandbox.ews.envelope import SoapError, envelope, fault, parse_request, response
+from mailgate.sandbox.ews.envelope import response_message as message
+from mailgate.sandbox.ews.ops import EwsContext, Operation, mailbox_of
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import MailAccessDenied, check_access
+from mailgate.sandbox.exchange.throttle import Limits, Throttle
+from mailgate.sandbox.graph.delta import DeltaTokens
 
 __all__ = ["OPERATIONS", "EwsService", "create_ews_router"]
 

@@ -1,9 +1,9 @@
 """What every sandbox mail protocol shares: :class:`SandboxMail` and the seeded mailboxes.
 
-:class:`SandboxMail` bundles the :class:`~mailgate.sandbox.mailstore.MailStore`, the tenant
+:class:`SandboxMail` bundles the :class:`~mailgate.sandbox.exchange.store.MailStore`, the tenant
 directory (apps, users, mailboxes, Exchange settings), the key that verifies access tokens, and
 per-mailbox counters (the SMTP message rate). IMAP, POP3, SMTP, Graph and EWS all receive the
-same instance; :mod:`mailgate.sandbox.exchange_rules` decides who may do what with it.
+same instance; :mod:`mailgate.sandbox.exchange.rules` decides who may do what with it.
 
 :func:`seed_message` turns a ``[[tenants.mailboxes.messages]]`` entry into RFC 5322 bytes.
 """
@@ -21,9 +21,9 @@ from email.utils import format_datetime, make_msgid
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailgate.sandbox.mailconfig import ExchangeSettings, MailboxConfig, SeedMessage
-from mailgate.sandbox.mailstore import MailStore
-from mailgate.sandbox.tenant import Tenant, TenantFile
+from mailgate.sandbox.directory.tenant import Tenant, TenantFile
+from mailgate.sandbox.exchange.config import ExchangeSettings, MailboxConfig, SeedMessage
+from mailgate.sandbox.exchange.store import MailStore
 
 __all__ = ["SandboxMail", "build_store", "seed_message"]
 

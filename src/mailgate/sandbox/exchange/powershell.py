@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from mailgate.sandbox.mailconfig import (
+from mailgate.sandbox.directory.tenant import Tenant
+from mailgate.sandbox.exchange.config import (
     ApplicationAccessPolicy,
     DistributionGroup,
     MailboxConfig,
     ServicePrincipalRegistration,
 )
-from mailgate.sandbox.tenant import Tenant
 
 __all__ = ["ShellError", "ShellResult", "parse_line", "run_script"]
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 
-from mailgate.sandbox.params import EXCHANGE, GRAPH
+from mailgate.sandbox.entra.params import EXCHANGE, GRAPH
 
 if TYPE_CHECKING:
-    from mailgate.sandbox.mailaccess import SandboxMail
+    from mailgate.sandbox.exchange.access import SandboxMail
 
 __all__ = [
     "GRAPH_READ",

@@ -13,9 +13,10 @@ Identifiers behave like Exchange's: ``item_id`` is opaque, URL-safe and new afte
 
 Notes for the Graph/EWS engineer (where the contract left a choice):
 
-* ``SandboxMail`` lives in :mod:`mailgate.sandbox.mailaccess` (``from mailgate.sandbox.mailaccess
-  import SandboxMail``): ``.store``, ``.directory``, ``.tenant(tid)``, ``.mailbox_config(addr)``,
-  ``.exchange(addr)`` (the tenant's ``ExchangeSettings``: Graph limits, ``ews_enabled``).
+* ``SandboxMail`` lives in :mod:`mailgate.sandbox.exchange.access`
+  (``from mailgate.sandbox.exchange.access import SandboxMail``): ``.store``, ``.directory``,
+  ``.tenant(tid)``, ``.mailbox_config(addr)``, ``.exchange(addr)`` (the tenant's
+  ``ExchangeSettings``: Graph limits, ``ews_enabled``).
 * ``server.py`` calls ``create_app(platform, mail)``; ``mail`` is None only in tests that build
   the identity app alone.
 * Messages also offer ``.from_name`` and ``.headers`` (the parsed header block).

@@ -2,7 +2,7 @@
 
 A delta round starts with ``GET …/mailFolders/{id}/messages/delta`` (or a saved
 ``$deltatoken``), reads the folder's changes since a sync point from
-:meth:`~mailgate.sandbox.mailstore.StoredMailbox.changes` once, and hands them out page by page
+:meth:`~mailgate.sandbox.exchange.store.StoredMailbox.changes` once, and hands them out page by page
 behind ``$skiptoken`` links; the last page carries a ``$deltatoken`` naming the next sync
 point. Tokens are random and kept server-side (bounded), so an unknown or expired one is
 recognised and answered 410 Gone ``syncStateNotFound``, as Graph does.
@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from mailgate.sandbox.mailstore import Change
+from mailgate.sandbox.exchange.store import Change
 
 __all__ = ["DEFAULT_PAGE_SIZE", "DeltaState", "DeltaTokens", "page_size"]
 

@@ -1,8 +1,8 @@
 """The Graph mail operations over the sandbox store, one function per route.
 
 Each takes a :class:`GraphContext` (the authorised access, the mailbox, the parsed request) and
-returns a response or raises :class:`GraphError`; :mod:`mailgate.sandbox.graph` does the HTTP,
-authorisation and throttling around them. Semantics follow design/microsoft-facts.md §5:
+returns a response or raises :class:`GraphError`; :mod:`mailgate.sandbox.graph.routes` does the
+HTTP, authorisation and throttling around them. Semantics follow design/microsoft-facts.md §5:
 move/copy answer 201 with the message under its new id, DELETE moves to Deleted Items (and
 purges from there), ``sendMail`` answers 202 with no body.
 """
@@ -23,9 +23,18 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mailgate.sandbox.exchange_rules import GRAPH_SEND, MailAccess, MailAccessDenied, check_send_as
-from mailgate.sandbox.graph_delta import DeltaTokens
-from mailgate.sandbox.graph_json import (
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import GRAPH_SEND, MailAccess, MailAccessDenied, check_send_as
+from mailgate.sandbox.exchange.store import StoredFolder, StoredMailbox, StoredMessage
+from mailgate.sandbox.graph.delta import DeltaTokens
+from mailgate.sandbox.graph.query import (
+    MessageFacts,
+    matches,
+    page_link,
+    parse_options,
+    parse_select,
+)
+from mailgate.sandbox.graph.resources import (
     FolderView,
     MessageView,
     folder_json,
@@ -33,15 +42,6 @@ from mailgate.sandbox.graph_json import (
     mime_from_json,
     project,
 )
-from mailgate.sandbox.graph_query import (
-    MessageFacts,
-    matches,
-    page_link,
-    parse_options,
-    parse_select,
-)
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox, StoredMessage
 
 __all__ = [
     "GraphContext",

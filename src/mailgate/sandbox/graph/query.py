@@ -10,7 +10,7 @@ Graph's OData subset for ``/messages`` (design/microsoft-facts.md §5)::
     $orderby  receivedDateTime desc|asc (default desc)
 
 A filter is a conjunction of :class:`Condition`; EWS restrictions compile to the same shape
-(:mod:`mailgate.sandbox.ews_restriction`), so :func:`matches` serves both protocols. Errors
+(:mod:`mailgate.sandbox.ews.restriction`), so :func:`matches` serves both protocols. Errors
 are :class:`QueryError` carrying the Graph error code, so the router only renders them.
 """
 

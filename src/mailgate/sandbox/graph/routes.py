@@ -19,10 +19,10 @@ archive, msgfolderroot)::
                                     are delivered, then SMTP hangs up before its 250 and Graph
                                     answers 504 (a reply lost after the server took the mail)
 
-Every request is authorised with :func:`~mailgate.sandbox.exchange_rules.check_access` and
-counted per (app id, mailbox) by :class:`~mailgate.sandbox.graph_throttle.Throttle`. The
-operations live in :mod:`mailgate.sandbox.graph_ops` and
-:mod:`~mailgate.sandbox.graph_sync`; this module only does HTTP.
+Every request is authorised with :func:`~mailgate.sandbox.exchange.rules.check_access` and
+counted per (app id, mailbox) by :class:`~mailgate.sandbox.exchange.throttle.Throttle`. The
+operations live in :mod:`mailgate.sandbox.graph.ops` and
+:mod:`~mailgate.sandbox.graph.sync`; this module only does HTTP.
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mailgate.sandbox import graph_ops, graph_sync
-from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
-from mailgate.sandbox.graph_delta import DeltaTokens
-from mailgate.sandbox.graph_json import error_body
-from mailgate.sandbox.graph_ops import GraphContext, GraphError
-from mailgate.sandbox.graph_query import QueryError
-from mailgate.sandbox.graph_throttle import Limits, Throttle
-from mailgate.sandbox.mailaccess import SandboxMail
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import MailAccessDenied, check_access
+from mailgate.sandbox.exchange.throttle import Limits, Throttle
+from mailgate.sandbox.graph import ops as graph_ops
+from mailgate.sandbox.graph import sync as graph_sync
+from mailgate.sandbox.graph.delta import DeltaTokens
+from mailgate.sandbox.graph.ops import GraphContext, GraphError
+from mailgate.sandbox.graph.query import QueryError
+from mailgate.sandbox.graph.resources import error_body
 
 __all__ = ["GraphService", "create_graph_router"]
 

@@ -3,7 +3,7 @@
 The first call (no token) reports everything in the folder as created; pages follow through
 ``$skiptoken`` links and the last page carries a ``$deltatoken`` link. Calling that later
 reports only what changed since, with removed or moved-out items as ``@removed``. Tokens are
-kept by :class:`~mailgate.sandbox.graph_delta.DeltaTokens`; an unknown one answers 410.
+kept by :class:`~mailgate.sandbox.graph.delta.DeltaTokens`; an unknown one answers 410.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from mailgate.sandbox.graph_delta import DeltaState, page_size
-from mailgate.sandbox.graph_json import message_json, project
-from mailgate.sandbox.graph_ops import GraphContext, GraphError, folder_of, message_view
-from mailgate.sandbox.graph_query import parse_select
+from mailgate.sandbox.graph.delta import DeltaState, page_size
+from mailgate.sandbox.graph.ops import GraphContext, GraphError, folder_of, message_view
+from mailgate.sandbox.graph.query import parse_select
+from mailgate.sandbox.graph.resources import message_json, project
 
 __all__ = ["delta"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mailgate.protocols.imap_utf7 import decode_mailbox_name, encode_mailbox_name
+from mailgate.protocols.imap.utf7 import decode_mailbox_name, encode_mailbox_name
 
 __all__ = [
     "LITERAL_AT_END",

@@ -10,7 +10,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from mailgate.sandbox.imap_codec import (
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.store import StoredFolder, StoredMailbox, StoredMessage
+from mailgate.sandbox.imap.codec import (
     Atom,
     ImapSyntaxError,
     as_text,
@@ -22,10 +24,8 @@ from mailgate.sandbox.imap_codec import (
     render_list,
     sequence_set_text,
 )
-from mailgate.sandbox.imap_mime import body_section, bodystructure, envelope, scan
-from mailgate.sandbox.imap_query import Candidate, FetchItem, compile_search, parse_fetch_items
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox, StoredMessage
+from mailgate.sandbox.imap.mime import body_section, bodystructure, envelope, scan
+from mailgate.sandbox.imap.query import Candidate, FetchItem, compile_search, parse_fetch_items
 
 __all__ = ["ImapFolderCommands", "imap_name", "store_path"]
 

@@ -14,7 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from mailgate.sandbox.imap_codec import ImapSyntaxError, quote, render_list
+from mailgate.sandbox.imap.codec import ImapSyntaxError, quote, render_list
 
 __all__ = ["MimePart", "body_section", "bodystructure", "envelope", "scan"]
 

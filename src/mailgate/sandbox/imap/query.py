@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from mailgate.sandbox.imap_codec import (
+from mailgate.sandbox.exchange.store import StoredMessage
+from mailgate.sandbox.imap.codec import (
     Atom,
     ImapSyntaxError,
     as_text,
@@ -20,7 +21,6 @@ from mailgate.sandbox.imap_codec import (
     parse_date,
     parse_sequence_set,
 )
-from mailgate.sandbox.mailstore import StoredMessage
 
 __all__ = ["Candidate", "FetchItem", "compile_search", "parse_fetch_items"]
 

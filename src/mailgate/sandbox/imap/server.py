@@ -2,7 +2,7 @@
 
 A compact asyncio server of our own rather than pymap: pymap brings its own backends, login
 and session model, while this server must share one thread-safe store with POP3/SMTP/Graph/EWS,
-authenticate only through :func:`~mailgate.sandbox.exchange_rules.check_access`, and reproduce
+authenticate only through :func:`~mailgate.sandbox.exchange.rules.check_access`, and reproduce
 Exchange's quirks ("authenticated but not connected"). The protocol pieces are pure
 (:mod:`imap_codec`, :mod:`imap_mime`, :mod:`imap_query`); this module is the thin I/O part and
 the per-command handlers ``imap_<VERB>``, dispatched like aiosmtpd's ``smtp_<VERB>``.
@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Callable
 
 from mailgate.protocols.sasl import parse_initial_response
 from mailgate.sandbox._streams import run_session, write_in_slices
-from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
-from mailgate.sandbox.imap_codec import (
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import MailAccessDenied, check_access
+from mailgate.sandbox.exchange.store import StoredFolder, StoredMailbox, StoredMessage
+from mailgate.sandbox.imap.codec import (
     LITERAL_AT_END,
     Command,
     ImapSyntaxError,
@@ -33,9 +35,7 @@ from mailgate.sandbox.imap_codec import (
     parse_command,
     parse_sequence_set,
 )
-from mailgate.sandbox.imap_folders import ImapFolderCommands
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import StoredFolder, StoredMailbox, StoredMessage
+from mailgate.sandbox.imap.commands import ImapFolderCommands
 
 __all__ = ["GREETING", "NOT_CONNECTED", "ImapSession", "serve_imap"]
 

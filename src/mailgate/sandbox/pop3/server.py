@@ -16,9 +16,9 @@ import logging
 
 from mailgate.protocols.sasl import parse_initial_response
 from mailgate.sandbox._streams import run_session, write_in_slices
-from mailgate.sandbox.exchange_rules import MailAccessDenied, check_access
-from mailgate.sandbox.mailaccess import SandboxMail
-from mailgate.sandbox.mailstore import StoredMailbox, StoredMessage
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import MailAccessDenied, check_access
+from mailgate.sandbox.exchange.store import StoredMailbox, StoredMessage
 
 __all__ = ["AUTH_FAILED", "AUTH_OK", "Pop3Session", "serve_pop3"]
 

@@ -1,7 +1,7 @@
 """The sandbox's SMTP submission server (aiosmtpd), answering like Exchange Online.
 
 STARTTLS is required before anything else and before AUTH; only XOAUTH2 and OAUTHBEARER
-succeed, validated by :func:`~mailgate.sandbox.exchange_rules.check_access` for ``smtp``.
+succeed, validated by :func:`~mailgate.sandbox.exchange.rules.check_access` for ``smtp``.
 Policy lives in :class:`SubmissionHandler`'s aiosmtpd hooks: SendAs on MAIL FROM, the size
 limit and the per-mailbox message rate on DATA (a 4xx there stores nothing), then delivery to
 the sandbox's own recipients plus a copy in the sender's Sent Items. Recipients the sandbox
@@ -20,13 +20,13 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from mailgate.protocols.sasl import parse_initial_response
-from mailgate.sandbox.exchange_rules import (
+from mailgate.sandbox.exchange.access import SandboxMail
+from mailgate.sandbox.exchange.rules import (
     MailAccess,
     MailAccessDenied,
     check_access,
     check_send_as,
 )
-from mailgate.sandbox.mailaccess import SandboxMail
 
 __all__ = [
     "AUTH_DISABLED",
