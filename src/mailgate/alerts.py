@@ -31,6 +31,7 @@ __all__ = [
     "ENV_SECRET",
     "ENV_WEBHOOK",
     "SIGNATURE_HEADER",
+    "TIMEOUT_SECONDS",
     "AlertResult",
     "encode",
     "expiry_alert",

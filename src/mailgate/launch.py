@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 
+__all__ = ["main"]
+
 
 def main() -> None:
     """Run the command line (``mailgate`` and ``python -m mailgate``)."""

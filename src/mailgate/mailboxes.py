@@ -25,7 +25,14 @@ from mailgate.errors import ConfigurationError, InvalidInputError
 from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.protocols.base import Protocol, Security
 
-__all__ = ["MailboxProfile", "MailboxStore", "Security", "parse_address", "parse_profile_name"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "MailboxProfile",
+    "MailboxStore",
+    "Security",
+    "parse_address",
+    "parse_profile_name",
+]
 
 _ADDRESS = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 

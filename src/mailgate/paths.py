@@ -10,7 +10,7 @@ import platformdirs
 
 from mailgate.errors import ConfigurationError
 
-__all__ = ["data_dir", "ensure_private_dir", "sandbox_description_file"]
+__all__ = ["ENV_HOME", "ENV_SANDBOX", "data_dir", "ensure_private_dir", "sandbox_description_file"]
 
 ENV_HOME = "MAILGATE_HOME"
 ENV_SANDBOX = "MAILGATE_SANDBOX"

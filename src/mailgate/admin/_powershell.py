@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mailgate.protocols.base import Protocol
 
-__all__ = ["PowerShellBlock", "exchange_steps"]
+__all__ = ["GROUP_NAME", "SCOPE_NAME", "PowerShellBlock", "exchange_steps"]
 
 GROUP_NAME = "mailgate-app-mailboxes"
 SCOPE_NAME = "mailgate-app-mailboxes"

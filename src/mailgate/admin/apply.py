@@ -29,6 +29,7 @@ from mailgate.secret import Secret
 
 __all__ = [
     "GRAPH_CLI_CLIENT_ID",
+    "SECRET_DISPLAY_NAME",
     "ApplyRequest",
     "CertificateUpload",
     "GraphCall",

@@ -27,7 +27,16 @@ from mailgate.errors import (
 from mailgate.identity.clouds import Cloud
 from mailgate.secret import Secret
 
-__all__ = ["GraphClient", "GraphRequestError", "drive", "graph_base_url", "stopped_error"]
+__all__ = [
+    "ADMIN_ROLES_REMEDY",
+    "GraphClient",
+    "GraphRequestError",
+    "StepFailed",
+    "created_so_far",
+    "drive",
+    "graph_base_url",
+    "stopped_error",
+]
 
 ADMIN_ROLES_REMEDY = (
     "sign in as an administrator with the Global Administrator role (or Application "

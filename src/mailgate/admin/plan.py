@@ -26,14 +26,23 @@ from mailgate.protocols.base import Protocol
 __all__ = [
     "EXCHANGE_API",
     "GRAPH_API",
+    "PLAN_CLOUDS",
+    "SECRET_DAYS",
     "Api",
     "Flow",
     "Permission",
     "PlanRequest",
     "PowerShellBlock",
     "SetupPlan",
+    "admin_consent_url",
     "build_plan",
+    "credential_steps",
+    "delegated_scopes",
+    "mailbox_name",
+    "mailgate_commands",
     "make_request",
+    "permissions_for",
+    "platform_settings",
 ]
 
 PLAN_CLOUDS = ("global", "usgov", "usgov-dod", "china")

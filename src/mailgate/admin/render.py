@@ -12,7 +12,15 @@ from typing import Any
 from mailgate.admin.plan import Permission, SetupPlan
 from mailgate.protocols.base import Protocol
 
-__all__ = ["FORMATS", "plan_to_dict", "render", "render_json", "render_markdown", "render_text"]
+__all__ = [
+    "FORMATS",
+    "PROTOCOL_NAMES",
+    "plan_to_dict",
+    "render",
+    "render_json",
+    "render_markdown",
+    "render_text",
+]
 
 FORMATS = ("text", "markdown", "json")
 PROTOCOL_NAMES = {

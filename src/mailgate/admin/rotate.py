@@ -30,7 +30,13 @@ from mailgate.errors import (
 from mailgate.secret import Secret
 from mailgate.vault import CredentialProfile
 
-__all__ = ["RotationFailedError", "RotationResult", "rotate_secret"]
+__all__ = [
+    "RotationFailedError",
+    "RotationResult",
+    "answer_date",
+    "find_app_object_id",
+    "rotate_secret",
+]
 
 _REPLICATION_CODES = frozenset({7000215, 700016})
 

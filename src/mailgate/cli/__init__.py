@@ -30,7 +30,16 @@ from mailgate.cli._output import (
 from mailgate.errors import ConfigurationError, MailgateError
 from mailgate.processes import tune_gc_for_bulk_work
 
-__all__ = ["app", "main", "version_report"]
+__all__ = [
+    "app",
+    "demo",
+    "main",
+    "sandbox",
+    "sandbox_app",
+    "sandbox_approve",
+    "token",
+    "version_report",
+]
 
 # Start-up time matters (a bulk ``get`` is judged against a bare imaplib loop): the command
 # modules import what their commands need inside the commands, so ``mailgate get`` loads neither

@@ -27,6 +27,7 @@ __all__ = [
     "console",
     "err_console",
     "escape",
+    "json_text",
     "print_error",
     "print_json",
     "progress_bar",

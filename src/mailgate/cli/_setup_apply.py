@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from mailgate.diagnose import ConnectionReport
     from mailgate.identity import TokenProvider
 
-__all__ = ["apply_command"]
+__all__ = ["APPLY_CLOUDS", "apply_command", "run_apply"]
 
 APPLY_CLOUDS = (*PLAN_CLOUDS, "sandbox")
 

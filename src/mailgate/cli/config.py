@@ -10,6 +10,8 @@ import typer
 from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import ConfigurationError, InvalidInputError
 
+__all__ = ["app", "import_settings", "show"]
+
 # Start-up: the settings models (pydantic), tomli_w and rich's tables are imported inside the
 # commands, so that other commands do not pay for them.
 

@@ -29,6 +29,23 @@ from mailgate.vault import (
     load_master_key_file,
 )
 
+__all__ = [
+    "SecretEnv",
+    "SecretStdin",
+    "add",
+    "app",
+    "expiring",
+    "list_",
+    "login",
+    "new_key",
+    "remove_cache",
+    "rm",
+    "rotate_key",
+    "rotate_secret_command",
+    "set_secret",
+    "show",
+]
+
 # Start-up: alerts (httpx) and the admin modules are imported inside the commands that use
 # them, so that other commands do not pay for them.
 

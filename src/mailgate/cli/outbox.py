@@ -21,7 +21,7 @@ STATES_HELP = ("queued", "sending", "sent", "failed")
 
 app = typer.Typer(help="The durable outbox: queued messages, the sending worker, cleanup.")
 
-__all__ = ["app"]
+__all__ = ["STATES_HELP", "app", "list_", "purge_", "retry_", "run"]
 
 
 @app.command("run")

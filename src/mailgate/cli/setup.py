@@ -12,6 +12,17 @@ import typer
 from mailgate.errors import InvalidInputError
 from mailgate.identity.clouds import GRAPH_CLI_CLIENT_ID
 
+__all__ = [
+    "FORMATS",
+    "SECRET_DAYS",
+    "FlowOption",
+    "MailboxesOption",
+    "ProtocolOption",
+    "app",
+    "apply",
+    "plan",
+]
+
 # Start-up: the planner, Graph's HTTP client, the vault's certificate code and the connection
 # test load when a command runs (``apply``'s body lives in cli/_setup_apply.py).
 SECRET_DAYS = 180  # admin/plan.py's SECRET_DAYS; tests/unit keeps them equal

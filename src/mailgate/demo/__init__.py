@@ -3,3 +3,5 @@ tour (credentials and tokens in ``run``, then ``mail``, ``importing``, ``outbox`
 
 Written against the public Python API, as a user's program would be; may import the sandbox.
 """
+
+__all__: list[str] = []

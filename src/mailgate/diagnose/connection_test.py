@@ -32,7 +32,7 @@ from mailgate.protocols.base import (
     Security,
 )
 
-__all__ = ["ConnectionReport", "Step", "StepStatus", "run_connection_test"]
+__all__ = ["SUCCESS", "ConnectionReport", "Step", "StepStatus", "run_connection_test"]
 
 SUCCESS = "Connection successful"
 

@@ -17,6 +17,8 @@ from typing import Any
 from mailgate.protocols.base import Protocol
 
 __all__ = [
+    "EXCHANGE_AUDIENCES",
+    "GRAPH_AUDIENCES",
     "Finding",
     "explain_access_failure",
     "explain_auth_failure",

@@ -32,6 +32,7 @@ __all__ = [
     "SandboxHttpSession",
     "build_confidential_app",
     "build_public_app",
+    "call",
     "check_result",
     "msal_errors",
 ]

@@ -15,11 +15,13 @@ from mailgate.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "CLOUDS",
+    "CLOUD_NAMES",
     "GRAPH_CLI_CLIENT_ID",
     "Cloud",
     "cloud_for_authority_host",
     "get_cloud",
     "load_sandbox_description",
+    "normalize_cloud_name",
 ]
 
 # Microsoft Graph Command Line Tools: the public client an admin signs in with by default

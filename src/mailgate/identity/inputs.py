@@ -18,6 +18,8 @@ from mailgate.errors import InvalidInputError
 from mailgate.identity.clouds import cloud_for_authority_host
 
 __all__ = [
+    "EXCHANGE_DELEGATED",
+    "RESERVED_SCOPES",
     "AuthorityEndpoint",
     "ScopeSet",
     "parse_authority_endpoint",

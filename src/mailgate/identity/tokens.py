@@ -40,7 +40,17 @@ if TYPE_CHECKING:
 
     from mailgate.identity.interaction import Interaction
 
-__all__ = ["AccessToken", "RefreshHook", "TokenProvider", "decode_claims"]
+__all__ = [
+    "AccessToken",
+    "AuthCodeFlow",
+    "ClientCredentialsFlow",
+    "DeviceCodeFlow",
+    "Flow",
+    "PasswordFlow",
+    "RefreshHook",
+    "TokenProvider",
+    "decode_claims",
+]
 
 _log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DirectorySink",
     "SavedMessage",
+    "attachment_dir",
     "eml_filename",
     "eml_stem",
     "extract_attachments",

@@ -18,7 +18,17 @@ from typing import BinaryIO, TypeVar
 from mailgate.errors import ConfigurationError, TransportError
 from mailgate.protocols.base import Security
 
-__all__ = ["CHUNK", "MailStream", "Receiver", "check_security", "open_stream"]
+__all__ = [
+    "CHUNK",
+    "LINE_LIMIT",
+    "READER_LIMIT",
+    "MailStream",
+    "Receiver",
+    "check_security",
+    "is_loopback",
+    "open_stream",
+    "transport_error",
+]
 
 CHUNK = 256 * 1024  # the most one socket read takes (lines and literals are cut from it)
 # The StreamReader pauses the socket at twice its limit, so the limit bounds memory while a

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 __all__ = [
     "OAuthChallenge",
     "SaslCredentials",
+    "b64",
     "oauthbearer_initial_response",
     "parse_failure_challenge",
     "parse_initial_response",

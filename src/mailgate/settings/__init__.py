@@ -37,7 +37,10 @@ from mailgate.settings.models import (
 )
 
 __all__ = [
+    "DEFAULT_SOURCE",
     "ENV_CONFIG",
+    "SECRET_KEYS",
+    "SECTIONS",
     "ImportSettings",
     "OAuthSettings",
     "OutboxSettings",

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from mailgate.errors import InvalidInputError
 from mailgate.identity.inputs import parse_authority_endpoint, parse_guid, parse_scopes
 
-__all__ = ["ESM_KEYS", "OAUTH_PARSERS", "EsmImport", "map_esm_settings", "parse_properties"]
+__all__ = [
+    "ESM_KEYS",
+    "EXCHANGE",
+    "OAUTH_PARSERS",
+    "EsmImport",
+    "map_esm_settings",
+    "parse_properties",
+]
 
 _ASSIGNMENT = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)\s*[=:]\s*(.*)$")
 EXCHANGE = "https://outlook.office365.com"

@@ -27,10 +27,13 @@ from mailgate.secret import Secret
 
 __all__ = [
     "ImportSettings",
+    "MiB",
     "OAuthSettings",
     "OutboxSettings",
     "PostProcess",
+    "SecretValue",
     "Settings",
+    "Size",
     "parse_size",
 ]
 

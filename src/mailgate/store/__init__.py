@@ -26,7 +26,7 @@ from mailgate.errors import ConfigurationError, StoreError
 from mailgate.fileio import exclusive_lock
 from mailgate.paths import data_dir
 
-__all__ = ["ENV_DATABASE_URL", "StateStore", "database_url", "open_store"]
+__all__ = ["ENV_DATABASE_URL", "SCHEMA_HEAD", "StateStore", "database_url", "open_store"]
 
 ENV_DATABASE_URL = "MAILGATE_DATABASE_URL"
 _MIGRATION_LOCK_ID = 0x6D61696C  # "mail": the PostgreSQL advisory lock guarding migrations

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Cursor", "OutboxMessage", "ProcessedMessage", "utcnow"]
+__all__ = ["Base", "Cursor", "OutboxMessage", "ProcessedMessage", "UtcDateTime", "utcnow"]
 
 
 def utcnow() -> datetime:

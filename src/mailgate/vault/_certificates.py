@@ -14,7 +14,7 @@ from mailgate.errors import InvalidInputError
 from mailgate.secret import Secret
 from mailgate.vault._profiles import CertificateInfo
 
-__all__ = ["LoadedCertificate", "load_certificate"]
+__all__ = ["LoadedCertificate", "load_certificate", "x5t"]
 
 _FORM = (
     "a PEM file holding an RSA private key and its certificate, or a PFX/P12 file "

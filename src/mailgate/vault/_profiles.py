@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EXPIRY_WARNING_DAYS",
+    "NAME_PATTERN",
     "CertificateInfo",
     "CredentialKind",
     "CredentialProfile",

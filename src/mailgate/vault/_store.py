@@ -42,7 +42,7 @@ from mailgate.vault._crypto import (
 )
 from mailgate.vault._profiles import CredentialProfile, SecretField
 
-__all__ = ["Vault"]
+__all__ = ["Vault", "load_master_key_file"]
 
 _FORMAT_VERSION = 1
 

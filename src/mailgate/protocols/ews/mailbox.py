@@ -36,7 +36,7 @@ from mailgate.protocols.ews import soap as soap
 from mailgate.protocols.graph.shapes import WELL_KNOWN_FOLDERS, well_known_name
 from mailgate.protocols.http import add_envelope_bcc, stream, submission, transport_errors
 
-__all__ = ["EwsMailbox"]
+__all__ = ["BATCH", "PAGE_SIZE", "EwsMailbox"]
 
 PAGE_SIZE = 100
 BATCH = 50  # item ids per GetItem/UpdateItem/MoveItem/DeleteItem request

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from mailgate.protocols.base import MessageRef, SearchCriteria
 
 __all__ = [
+    "HEADER_PROPERTIES",
     "MESSAGES_NS",
     "SOAP_NS",
     "TYPES_NS",

@@ -40,7 +40,7 @@ from mailgate.protocols.http import (
     transport_errors,
 )
 
-__all__ = ["GraphMailbox"]
+__all__ = ["CONCURRENCY", "PAGE_SIZE", "GraphMailbox"]
 
 PAGE_SIZE = 100
 CONCURRENCY = 4  # Outlook's limit of concurrent requests per app and mailbox

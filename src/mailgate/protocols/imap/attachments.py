@@ -23,6 +23,7 @@ import pybase64
 from mailgate.protocols.imap.results import AttachmentPart
 
 __all__ = [
+    "MAX_DEPTH",
     "MimeFields",
     "decode_base64",
     "split_attachments",

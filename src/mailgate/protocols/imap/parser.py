@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from mailgate.errors import ProtocolError
 
 __all__ = [
+    "STATUS_WORDS",
     "Continuation",
     "DataResponse",
     "ParseError",

@@ -35,6 +35,7 @@ from mailgate.protocols.imap.parser import (
 from mailgate.protocols.imap.utf7 import decode_mailbox_name
 
 __all__ = [
+    "HEADER_FIELDS",
     "SPECIAL_USE",
     "AttachmentPart",
     "ListEntry",

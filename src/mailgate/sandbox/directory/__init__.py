@@ -5,3 +5,5 @@ the tenant TOML, changes made while the sandbox runs, and Graph's directory rout
 May import: ``sandbox.entra`` (AADSTS errors, the platform state), ``sandbox.exchange`` (the
 PowerShell hook), ``sandbox.graph`` (error bodies).
 """
+
+__all__: list[str] = []

@@ -48,7 +48,14 @@ from mailgate.sandbox.entra.platform import IdentityPlatform
 from mailgate.sandbox.exchange.powershell import ShellError, run_script
 from mailgate.sandbox.graph.resources import error_body
 
-__all__ = ["READ_APPS", "WRITE_APPS", "create_directory_router"]
+__all__ = [
+    "ASSIGN_ROLES",
+    "GRANT_DELEGATED",
+    "READ_APPS",
+    "WRITE_APPS",
+    "Caller",
+    "create_directory_router",
+]
 
 READ_APPS = frozenset(
     {

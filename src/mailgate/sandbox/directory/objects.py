@@ -36,6 +36,8 @@ from mailgate.sandbox.entra.params import EXCHANGE, GRAPH, OIDC_SCOPES, RESOURCE
 from mailgate.sandbox.pki import thumbprint_sha1
 
 __all__ = [
+    "DEFAULT_SECRET_LIFETIME",
+    "CertificateSaver",
     "DirectoryError",
     "ResourcePermission",
     "add_password",
@@ -45,12 +47,14 @@ __all__ = [
     "create_service_principal",
     "delete_application",
     "find_application",
+    "get_service_principal",
     "grant_delegated",
     "list_applications",
     "list_service_principals",
     "permission_id",
     "remove_password",
     "resource_permissions",
+    "resource_sp_id",
     "service_principal_json",
     "update_application",
 ]

@@ -77,6 +77,8 @@ from mailgate.sandbox.exchange.config import ExchangeSettings, MailboxConfig, de
 __all__ = [
     "ADMIN_ROLES",
     "ADMIN_TOOL_CLIENT_ID",
+    "ADMIN_TOOL_PERMISSIONS",
+    "USER_STATES",
     "App",
     "AppCertificate",
     "AppSecret",

@@ -6,3 +6,5 @@ May import: ``sandbox.directory`` (tenants, apps, users), ``sandbox.exchange`` (
 rules the mail routes need), ``sandbox.graph`` and ``sandbox.ews`` (mounted on the same app),
 ``sandbox.pki``; never ``mailgate`` production packages other than ``errors`` and ``secret``.
 """
+
+__all__: list[str] = []

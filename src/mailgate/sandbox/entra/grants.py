@@ -32,7 +32,12 @@ __all__ = [
     "authorize_submit",
     "decline_device",
     "device_authorization",
+    "grant_authorization_code",
+    "grant_client_credentials",
+    "grant_device_code",
     "grant_name",
+    "grant_password",
+    "grant_refresh_token",
     "token",
 ]
 

@@ -3,3 +3,5 @@ FindItem restrictions, SOAP envelopes and faults, ``t:Message``/``t:Folder`` ren
 
 May import: ``sandbox.exchange``, ``sandbox.entra``.
 """
+
+__all__: list[str] = []

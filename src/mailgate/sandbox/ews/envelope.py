@@ -17,6 +17,8 @@ from dataclasses import dataclass
 __all__ = [
     "ENS",
     "MNS",
+    "SERVER_VERSION",
+    "SOAP12NS",
     "SOAPNS",
     "TNS",
     "Impersonation",

@@ -30,6 +30,7 @@ from mailgate.sandbox.graph.ops import message_facts, message_view, strip_bcc, s
 from mailgate.sandbox.graph.query import matches
 
 __all__ = [
+    "ITEM_NOT_FOUND",
     "convert_id",
     "copy_item",
     "create_item",

@@ -29,6 +29,7 @@ __all__ = [
     "FOLDER_NOT_FOUND",
     "EwsContext",
     "FolderRef",
+    "Operation",
     "create_folder",
     "find_folder",
     "folder_ref",

@@ -5,3 +5,5 @@ and EWS), the tenant's Exchange settings and mailboxes.
 The protocol folders (``imap``, ``pop3``, ``smtp``, ``graph``, ``ews``) import from here; this
 folder imports none of them.
 """
+
+__all__: list[str] = []

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["WINDOW_SECONDS", "Limits", "Throttle"]
+__all__ = ["WINDOW_SECONDS", "Key", "Limits", "Throttle"]
 
 WINDOW_SECONDS = 600.0
 Key = tuple[str, str]

@@ -3,3 +3,5 @@ route, query options, delta queries, and the JSON resources of messages and fold
 
 May import: ``sandbox.exchange``, ``sandbox.entra`` (token checks, AADSTS errors).
 """
+
+__all__: list[str] = []

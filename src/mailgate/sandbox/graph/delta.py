@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mailgate.sandbox.exchange.store import Change
 
-__all__ = ["DEFAULT_PAGE_SIZE", "DeltaState", "DeltaTokens", "page_size"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_TOKENS", "DeltaState", "DeltaTokens", "page_size"]
 
 DEFAULT_PAGE_SIZE = 10
 MAX_TOKENS = 10_000

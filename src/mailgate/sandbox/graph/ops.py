@@ -46,12 +46,25 @@ from mailgate.sandbox.graph.resources import (
 __all__ = [
     "GraphContext",
     "GraphError",
+    "copy_message",
+    "create_folder",
+    "create_message",
+    "delete_message",
     "folder_of",
+    "get_folder",
+    "get_message",
+    "get_mime",
+    "list_folders",
+    "list_messages",
     "message_facts",
     "message_view",
+    "move_message",
+    "purge_message",
     "root_folder_id",
+    "send_mail",
     "strip_bcc",
     "submission_parts",
+    "update_message",
 ]
 
 _NOT_FOUND = "The specified object was not found in the store."

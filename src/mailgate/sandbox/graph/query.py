@@ -27,6 +27,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 __all__ = [
+    "DEFAULT_TOP",
     "MAX_TOP",
     "MESSAGE_PROPERTIES",
     "Condition",

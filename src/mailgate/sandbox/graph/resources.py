@@ -22,6 +22,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 __all__ = [
+    "PREVIEW_CHARS",
     "Address",
     "FolderView",
     "MessageView",

@@ -46,7 +46,7 @@ from mailgate.sandbox.graph.ops import GraphContext, GraphError
 from mailgate.sandbox.graph.query import QueryError
 from mailgate.sandbox.graph.resources import error_body
 
-__all__ = ["GraphService", "create_graph_router"]
+__all__ = ["GraphService", "Operation", "create_graph_router"]
 
 _DENIED = "Access is denied. Check credentials and try again."
 # (status, code, message) per exchange_rules reason.

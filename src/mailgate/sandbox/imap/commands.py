@@ -27,7 +27,7 @@ from mailgate.sandbox.imap.codec import (
 from mailgate.sandbox.imap.mime import body_section, bodystructure, envelope, scan
 from mailgate.sandbox.imap.query import Candidate, FetchItem, compile_search, parse_fetch_items
 
-__all__ = ["ImapFolderCommands", "imap_name", "store_path"]
+__all__ = ["FLAGS", "SPECIAL_USE", "ImapFolderCommands", "imap_name", "requires", "store_path"]
 
 SPECIAL_USE = {
     "deleteditems": "\\Trash",

@@ -22,7 +22,7 @@ from mailgate.sandbox.imap.codec import (
     parse_sequence_set,
 )
 
-__all__ = ["Candidate", "FetchItem", "compile_search", "parse_fetch_items"]
+__all__ = ["Candidate", "FetchItem", "Predicate", "compile_search", "parse_fetch_items"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,15 @@ from mailgate.sandbox.imap.codec import (
 )
 from mailgate.sandbox.imap.commands import ImapFolderCommands
 
-__all__ = ["GREETING", "NOT_CONNECTED", "ImapSession", "serve_imap"]
+__all__ = [
+    "CAPABILITIES",
+    "CAPABILITIES_AUTHENTICATED",
+    "GREETING",
+    "MAX_LINE",
+    "NOT_CONNECTED",
+    "ImapSession",
+    "serve_imap",
+]
 
 log = logging.getLogger(__name__)
 

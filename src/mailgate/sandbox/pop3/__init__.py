@@ -2,3 +2,5 @@
 
 May import: ``sandbox.exchange``, ``sandbox._streams``, ``mailgate.protocols.sasl``.
 """
+
+__all__: list[str] = []

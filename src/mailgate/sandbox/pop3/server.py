@@ -20,7 +20,7 @@ from mailgate.sandbox.exchange.access import SandboxMail
 from mailgate.sandbox.exchange.rules import MailAccessDenied, check_access
 from mailgate.sandbox.exchange.store import StoredMailbox, StoredMessage
 
-__all__ = ["AUTH_FAILED", "AUTH_OK", "Pop3Session", "serve_pop3"]
+__all__ = ["AUTH_FAILED", "AUTH_OK", "GREETING", "Pop3Session", "dot_stuff", "serve_pop3"]
 
 log = logging.getLogger(__name__)
 

@@ -3,3 +3,5 @@ XOAUTH2, Exchange's limits).
 
 May import: ``sandbox.exchange``, ``mailgate.protocols.sasl``, ``mailgate.mail``.
 """
+
+__all__: list[str] = []
