@@ -224,7 +224,7 @@ class MailboxConnector:
                 ca_files=self.ca_files(profile),
             )
         if profile.protocol is Protocol.EWS:
-            from mailgate.protocols.ews.mailbox import EwsMailbox
+            from mailgate.protocols.ews.adapter import EwsMailbox
 
             return EwsMailbox(
                 profile.address,
@@ -233,7 +233,7 @@ class MailboxConnector:
                 app_only=credential.app_only,
                 ssl_context=context,
             )
-        from mailgate.protocols.graph.mailbox import GraphMailbox
+        from mailgate.protocols.graph.adapter import GraphMailbox
 
         return GraphMailbox(
             profile.address, str(endpoint.url), token_source=token_source, ssl_context=context

@@ -14,8 +14,8 @@ import msal
 import pytest
 
 from mailgate.protocols.base import Mailbox, TokenSource
-from mailgate.protocols.ews.mailbox import EwsMailbox
-from mailgate.protocols.graph.mailbox import GraphMailbox
+from mailgate.protocols.ews.adapter import EwsMailbox
+from mailgate.protocols.graph.adapter import GraphMailbox
 from mailgate.testing import SandboxController
 
 GRAPH_APP = ["https://graph.microsoft.com/.default"]

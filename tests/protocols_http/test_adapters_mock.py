@@ -21,9 +21,9 @@ from mailgate.protocols.base import (
     ThrottledError,
 )
 from mailgate.protocols.ews import soap as ews_soap
-from mailgate.protocols.ews.mailbox import EwsMailbox
-from mailgate.protocols.graph.mailbox import GraphMailbox
-from mailgate.protocols.http import with_backoff
+from mailgate.protocols.ews.adapter import EwsMailbox
+from mailgate.protocols.graph.adapter import GraphMailbox
+from mailgate.protocols.transport import with_backoff
 
 from . import ews_samples as samples
 

@@ -10,7 +10,7 @@ import pytest
 
 from mailgate.errors import TransportError
 from mailgate.protocols.base import ThrottledError
-from mailgate.protocols.http import (
+from mailgate.protocols.transport import (
     USER_AGENT,
     BearerAuth,
     add_envelope_bcc,

@@ -10,8 +10,8 @@ import pytest
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef, SearchCriteria
-from mailgate.protocols.graph.mailbox import GraphMailbox
-from mailgate.protocols.http import require_same_origin
+from mailgate.protocols.graph.adapter import GraphMailbox
+from mailgate.protocols.transport import require_same_origin
 
 BASE = "https://graph.test/v1.0"
 

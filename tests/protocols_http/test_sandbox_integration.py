@@ -22,9 +22,9 @@ from mailgate.protocols.base import (
     ThrottledError,
     UnsupportedOperation,
 )
-from mailgate.protocols.ews.mailbox import EwsMailbox
-from mailgate.protocols.graph.mailbox import GraphMailbox
-from mailgate.protocols.http import with_backoff
+from mailgate.protocols.ews.adapter import EwsMailbox
+from mailgate.protocols.graph.adapter import GraphMailbox
+from mailgate.protocols.transport import with_backoff
 from mailgate.testing import SandboxController
 
 from .conftest import MailboxFactory, Tokens, address

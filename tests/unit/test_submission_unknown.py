@@ -12,8 +12,8 @@ from mailgate.errors import MailgateError, ProtocolError, TransportError
 from mailgate.protocols.base import SubmissionUnknownError
 from mailgate.protocols.ews.replies import EwsError
 from mailgate.protocols.graph.shapes import GraphError
-from mailgate.protocols.http import may_have_arrived, submission
 from mailgate.protocols.smtp import data_payload
+from mailgate.protocols.transport import may_have_arrived, submission
 
 REQUEST = httpx.Request("POST", "https://graph.example/v1.0/users/a/sendMail")
 

@@ -1,7 +1,7 @@
 """Mail protocols, client side: the one :class:`Mailbox` interface and an adapter per protocol.
 
 ``base`` holds the interface and its value types; ``sasl`` the pure XOAUTH2/OAUTHBEARER grammar;
-``http`` the one httpx seam of Graph and EWS; ``imap/``, ``ews/``, ``graph/`` one folder each
+``transport`` the one httpx seam of Graph and EWS; ``imap/``, ``ews/``, ``graph/`` one folder each
 (adapter plus its pure parsers); ``pop3`` and ``smtp`` one module each.
 
 May import: ``mailgate.errors``, ``secret``, ``mail``, ``fileio``, ``processes``; never ``jobs``,

@@ -10,7 +10,7 @@ import httpx
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import Mailbox, TokenSource
-from mailgate.protocols.http import create_client
+from mailgate.protocols.transport import create_client
 
 __all__ = ["HttpMailbox"]
 

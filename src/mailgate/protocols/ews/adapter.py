@@ -34,7 +34,7 @@ from mailgate.protocols.base import (
 from mailgate.protocols.ews import replies as reply
 from mailgate.protocols.ews import soap as soap
 from mailgate.protocols.graph.shapes import WELL_KNOWN_FOLDERS, well_known_name
-from mailgate.protocols.http import add_envelope_bcc, stream, submission, transport_errors
+from mailgate.protocols.transport import add_envelope_bcc, stream, submission, transport_errors
 
 __all__ = ["BATCH", "PAGE_SIZE", "EwsMailbox"]
 

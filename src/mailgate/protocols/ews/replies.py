@@ -33,7 +33,7 @@ from mailgate.protocols.base import (
 )
 from mailgate.protocols.ews.soap import MESSAGES_NS, SOAP_NS, TYPES_NS
 from mailgate.protocols.graph.shapes import POLICY_REMEDY
-from mailgate.protocols.http import retry_after_seconds
+from mailgate.protocols.transport import retry_after_seconds
 
 __all__ = [
     "EwsError",

@@ -32,7 +32,7 @@ from mailgate.protocols.base import (
     UnsupportedOperation,
 )
 from mailgate.protocols.graph import shapes as gj
-from mailgate.protocols.http import (
+from mailgate.protocols.transport import (
     add_envelope_bcc,
     require_same_origin,
     stream,
@@ -364,7 +364,7 @@ class GraphMailbox(HttpMailbox):
 
     async def send(self, mime: bytes, *, sender: str, recipients: Sequence[str]) -> None:
         """``sendMail`` with the base64 MIME; recipients come from its headers (see
-        :func:`~mailgate.protocols.http.add_envelope_bcc`), a copy goes to Sent Items."""
+        :func:`~mailgate.protocols.transport.add_envelope_bcc`), a copy goes to Sent Items."""
         body = base64.b64encode(add_envelope_bcc(mime, recipients))
         with submission("Microsoft Graph"):
             await self._call(

@@ -25,7 +25,7 @@ from mailgate.protocols.base import (
     SearchCriteria,
     ThrottledError,
 )
-from mailgate.protocols.http import retry_after_seconds
+from mailgate.protocols.transport import retry_after_seconds
 
 __all__ = [
     "HEADER_FIELDS",
