@@ -1,19 +1,13 @@
-"""How an import recognises a message again, and what a recorded state means on restart. Pure.
+"""How an import recognises a message again. Pure.
 
 A message is keyed by (job, mailbox, folder, uidvalidity, item id): IMAP's UIDVALIDITY and UID,
 otherwise 0 and the protocol's id (POP3 UIDL, EWS ItemId, Graph id). The same key gives the
 webhook ``Idempotency-Key`` and the short token in the ``.eml`` file name, so a redelivery after
 a crash lands on the same name and carries the same key.
 
-The state machine (``processed_messages.state``)::
-
-    (none) ──► delivering ──► delivered ──► done
-                   │  ▲            (post-processing applied)
-                   ▼  │
-                 failed           oversize (set aside, never fetched)
-
-On restart: ``done`` and ``oversize`` are skipped; ``delivered`` is only post-processed;
-``delivering`` and ``failed`` are delivered again, idempotently.
+What a recorded state means on restart, and which moves between states are allowed, is
+:mod:`mailgate.jobs.import_machine` (its names are re-exported here, where they used to live).
+:class:`KeyBook` keeps one run's keys: each ref parsed once, and back.
 """
 
 from __future__ import annotations
@@ -23,6 +17,15 @@ import re
 from enum import StrEnum
 from typing import NamedTuple
 
+from mailgate.jobs.import_machine import (
+    DELIVERED,
+    DELIVERING,
+    DONE,
+    FAILED,
+    OVERSIZE,
+    Step,
+    next_step,
+)
 from mailgate.protocols.base import MessageRef, Protocol
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "FAILED",
     "OVERSIZE",
     "ItemKey",
+    "KeyBook",
     "Step",
     "SyncMode",
     "default_job_name",
@@ -40,11 +44,6 @@ __all__ = [
     "next_step",
 ]
 
-DELIVERING = "delivering"
-DELIVERED = "delivered"
-DONE = "done"
-OVERSIZE = "oversize"
-FAILED = "failed"
 _IMAP_ID = re.compile(r"(\d+):(\d+)")
 
 
@@ -87,20 +86,26 @@ def default_job_name(mailbox: str, destinations: list[str]) -> str:
     return f"{mailbox[:40]}-{digest[:12]}"
 
 
-class Step(StrEnum):
-    """What a run does with a message, given its recorded state."""
+class KeyBook:
+    """One run's keys: each ref's key parsed once (asked for several times per message: ledger,
+    names, report), the ref a recorded key stands for, and a key's idempotency token."""
 
-    DELIVER = "deliver"  # never seen, or delivery did not finish / failed: deliver (again)
-    POSTPROCESS = "postprocess"  # output durable, post-processing not recorded
-    SKIP = "skip"  # done or set aside
+    def __init__(self, protocol: Protocol, job: str, mailbox: str) -> None:
+        self.protocol = protocol
+        self.job = job
+        self.mailbox = mailbox
+        self._keys: dict[MessageRef, ItemKey] = {}
 
+    def key(self, ref: MessageRef) -> ItemKey:
+        key = self._keys.get(ref)
+        if key is None:
+            key = self._keys[ref] = item_key(self.protocol, ref)
+        return key
 
-def next_step(state: str | None) -> Step:
-    """The step for a recorded ``state`` (None: not recorded)."""
-    if state in (DONE, OVERSIZE):
-        return Step.SKIP
-    if state == DELIVERED:
-        return Step.POSTPROCESS
-    if state in (None, DELIVERING, FAILED):
-        return Step.DELIVER
-    raise ValueError(f"unknown import state {state!r}")
+    def ref(self, key: ItemKey) -> MessageRef:
+        if self.protocol is Protocol.IMAP:
+            return MessageRef(key.folder, f"{key.uidvalidity}:{key.item_id}")
+        return MessageRef(key.folder, key.item_id)
+
+    def token(self, key: ItemKey) -> str:
+        return idempotency_key(self.job, self.mailbox, key)

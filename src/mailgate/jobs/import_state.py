@@ -7,6 +7,11 @@ The batch writes go to the database driver's own ``executemany`` with plain tupl
 SQLAlchemy (the ORM's bulk update, and Core's per-row parameter processing after it) the same
 writes cost four times as much, a tenth of an import's client time. Timestamps are converted
 once per batch by the column type, so the stored values are the ones SQLAlchemy would write.
+
+Every state it writes is checked first against :data:`mailgate.jobs.import_machine.TRANSITIONS`
+(from the state the row had when this ledger last read or wrote it: within one ``record`` batch,
+the state before the batch), and an illegal one raises
+:class:`~mailgate.jobs.import_machine.IllegalTransition` before anything is written.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from mailgate.jobs.import_keys import DELIVERED, DONE, ItemKey
+from mailgate.jobs.import_keys import ItemKey
+from mailgate.jobs.import_machine import (
+    DELIVERED,
+    DONE,
+    IllegalTransition,
+    ImportState,
+    check_transition,
+)
 from mailgate.store import StateStore
 from mailgate.store.models import ProcessedMessage, utcnow
 
@@ -89,6 +101,8 @@ class ImportLedger:
         self.store = store
         self.job = job
         self.mailbox = mailbox
+        # Each row's state as this ledger last read or wrote it: what a write is checked from.
+        self._states: dict[int, str] = {}
 
     def _where(self) -> tuple[Any, ...]:
         return (ProcessedMessage.job == self.job, ProcessedMessage.mailbox == self.mailbox)
@@ -105,6 +119,7 @@ class ImportLedger:
         ).where(*self._where(), ProcessedMessage.folder == folder)
         with self.store.session() as session:
             found = session.execute(query).all()
+        self._states.update((row_id, state) for row_id, _v, _i, state, _d, _t in found)
         return {
             ItemKey(folder, validity, item): LedgerRow(
                 row_id, ItemKey(folder, validity, item), state, digest, destination
@@ -120,7 +135,7 @@ class ImportLedger:
         """
         query = select(ProcessedMessage.content_hash, ProcessedMessage.destination).where(
             *self._where(),
-            ProcessedMessage.state.in_((DELIVERED, DONE)),
+            ProcessedMessage.state.in_((DELIVERED.value, DONE.value)),
             ProcessedMessage.content_hash.is_not(None),
         )
         with self.store.session() as session:
@@ -130,6 +145,10 @@ class ImportLedger:
         self, keys: Sequence[ItemKey], state: str, known: dict[ItemKey, LedgerRow], **values: Any
     ) -> dict[ItemKey, int]:
         """Record ``state`` for ``keys`` (inserting rows not in ``known``); returns row ids."""
+        for key in keys:
+            row = known.get(key)
+            check_transition(self._states.get(row.id, row.state) if row else None, state)
+        state = ImportState(state).value  # the plain text, as stored
         now = utcnow()
         ids = {key: known[key].id for key in keys if key in known}
         new = [key for key in keys if key not in known]
@@ -146,6 +165,7 @@ class ImportLedger:
                 ids.update(self._insert(session, new, state, now, values))
         for key, row_id in ids.items():
             known[key] = LedgerRow(row_id, key, state, None, None)
+            self._states[row_id] = state
         return ids
 
     def _insert(
@@ -184,5 +204,18 @@ class ImportLedger:
         batch = [change | {"updated_at": now} for change in changes]
         if not batch:
             return
+        states = {change["id"]: self._checked(change) for change in batch if "state" in change}
         with self.store.session(write=True) as session:
             _update_by_id(session, batch)
+        self._states.update(states)
+
+    def _checked(self, change: dict[str, Any]) -> str:
+        """The state ``change`` writes, as stored text, if its row may move there."""
+        row_id = change["id"]
+        if row_id not in self._states:
+            raise IllegalTransition(
+                None, change["state"], f"row {row_id} was not read or written by this ledger"
+            )
+        state: ImportState = check_transition(self._states[row_id], change["state"])
+        change["state"] = state.value
+        return state.value
