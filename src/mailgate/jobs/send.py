@@ -1,4 +1,10 @@
-"""``send``: one message through a mailbox profile, now (the durable outbox comes later)."""
+"""Send one message now through a mailbox profile: the Python API under ``mailgate send``.
+
+:func:`send_message` builds the MIME (refusing header injection), takes the envelope sender from
+the From address, submits it over the profile's protocol (SMTP, EWS or Graph) and returns its
+Message-ID. It keeps nothing: to accept a message first and send it later within limits, queue it
+in the durable outbox instead (:mod:`mailgate.jobs.outbox`, ``mailgate send --queue``).
+"""
 
 from __future__ import annotations
 
