@@ -33,13 +33,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mailgate.errors import MailgateError
 from mailgate.jobs.import_keys import SyncMode
 from mailgate.mail.filenames import candidate_paths, create_file, publish_at, write_all
 from mailgate.mail.headers import header_block, header_fields, message_id, subject_and_date
 from mailgate.mail.save import eml_filename, eml_stem, extract_attachments, io_error
 from mailgate.processes import other_process_alive
-from mailgate.protocols.base import MessageRef
+from mailgate.protocols.base import MessageRef, MessageTooLarge
 from mailgate.protocols.imap.attachments import split_attachments
 from mailgate.protocols.imap.bulk import CLIENT_SPLIT_LIMIT
 
@@ -47,6 +46,7 @@ __all__ = [
     "DirectoryDestination",
     "FetchSink",
     "Fetched",
+    "MessageFile",
     "MessageTooLarge",
     "SavedFiles",
     "SyncMode",
@@ -56,14 +56,6 @@ __all__ = [
 ]
 
 _HEAD_LIMIT = 64 * 1024
-
-
-class MessageTooLarge(MailgateError):
-    """Raised from a write when a message of unknown size streams past the size limit."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the message is larger than {limit} bytes.", "")
-        self.limit = limit
 
 
 def file_sha256(path: Path) -> str | None:
@@ -235,6 +227,9 @@ class FetchSink:
     (the bulk IMAP path hands it over whole, :meth:`save`) with one ``write`` and hashed in one
     call, a large one streamed through :class:`MessageFile`. Each finished one goes to
     ``on_fetched`` at once and is kept in :attr:`fetched` by ref id.
+
+    ``limit``: refuse (:class:`MessageTooLarge`) a message past this many bytes; ``limits`` by
+    ref id take its place for those messages (an import cuts only messages of unknown size).
     """
 
     def __init__(
@@ -245,16 +240,21 @@ class FetchSink:
         keep_copies: bool,
         sync: SyncMode,
         limit: int | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.spool = spool
         self.on_fetched = on_fetched
         self.keep_copies = keep_copies
         self.sync = sync
         self.limit = limit
+        self.limits = limits or {}
         self.fetched: dict[str, Fetched] = {}
         # Paths are strings in the per-message path: Path objects cost more than the calls.
         self._prefix = f"{spool}/.mailgate-import-{os.getpid()}-{secrets.token_hex(3)}"
         self._count = 0
+
+    def _limit(self, ref: MessageRef) -> int | None:
+        return self.limits.get(ref.id, self.limit) if self.limits else self.limit
 
     def _temp(self) -> str:
         self._count += 1
@@ -263,12 +263,13 @@ class FetchSink:
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is not None:  # pragma: no cover - imports fetch whole messages only
             raise ValueError("the import sink takes whole messages only")
-        return MessageFile(Path(self._temp()), limit=self.limit, keep=self.keep_copies)  # type: ignore[return-value]
+        return MessageFile(Path(self._temp()), limit=self._limit(ref), keep=self.keep_copies)  # type: ignore[return-value]
 
     def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None:
         """A whole message already in memory: one ``write``, one hash call, no copy kept."""
-        if self.limit is not None and len(data) > self.limit:
-            raise MessageTooLarge(self.limit)
+        limit = self._limit(ref)
+        if limit is not None and len(data) > limit:
+            raise MessageTooLarge(limit)
         path = self._temp()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -315,7 +316,13 @@ class FetchSink:
         """Builds a sink into the same spool in a helper process; no copies are kept there
         (the bytes would cross the pipe twice): attachments are split from the file."""
         return partial(
-            FetchSink, self.spool, _ignore, keep_copies=False, sync=self.sync, limit=self.limit
+            FetchSink,
+            self.spool,
+            _ignore,
+            keep_copies=False,
+            sync=self.sync,
+            limit=self.limit,
+            limits=self.limits,
         )
 
     def export(self) -> list[Fetched]:

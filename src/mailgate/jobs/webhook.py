@@ -39,6 +39,11 @@ from mailgate.errors import InvalidInputError
 from mailgate.secret import Secret
 
 __all__ = [
+    "BACKOFF_SECONDS",
+    "IDEMPOTENCY_HEADER",
+    "MAX_ATTEMPTS",
+    "MAX_RETRY_AFTER",
+    "RETRYABLE",
     "SIGNATURE_HEADER",
     "MessageIdentity",
     "WebhookClient",

@@ -12,6 +12,12 @@ Protocol differences are hidden here and documented in docs/mailboxes.md:
   POP3 DELE). They are separate methods so no caller can permanently delete by accident.
 - **What a protocol cannot do** raises :class:`UnsupportedOperation` naming the protocol and the
   alternative (POP3 has one folder and no flags; SMTP only sends).
+- **Fetching many messages** (an import): :meth:`Mailbox.bulk_fetch` returns a :class:`BulkFetch`
+  that checks sizes against a limit before anything is fetched and streams messages into a
+  :class:`MessageSink`. The default here goes one message at a time over ``fetch_headers`` and
+  ``fetch_mime``; IMAP replaces it with its bulk path (one ``SEARCH LARGER``, 1,000 messages
+  per ``UID FETCH``, helper connections). Graph reports no size: its messages are cut at the
+  limit while streaming instead.
 """
 
 from __future__ import annotations
@@ -22,23 +28,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar
+from typing import Protocol as TypingProtocol
 
-from mailgate.errors import AuthenticationError, AuthorizationError, ProtocolError, TransportError
+from mailgate.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    MailgateError,
+    ProtocolError,
+    TransportError,
+)
 
 __all__ = [
     "DEFAULT_CONNECTIONS",
     "MAX_CONNECTIONS",
+    "SIZELESS_PROTOCOLS",
+    "BulkFetch",
     "Folder",
     "MailAuthenticationError",
     "Mailbox",
     "MailboxAccessError",
     "MessageRef",
+    "MessageSink",
     "MessageSummary",
+    "MessageTooLarge",
     "Operation",
     "Protocol",
     "SearchCriteria",
     "Security",
+    "SizeCheck",
     "SubmissionUnknownError",
     "ThrottledError",
     "TokenSource",
@@ -60,6 +78,10 @@ class Protocol(StrEnum):
     SMTP = "smtp"
     EWS = "ews"
     GRAPH = "graph"
+
+
+SIZELESS_PROTOCOLS = frozenset({Protocol.GRAPH})
+"""Protocols whose message headers carry no size (Graph has no size property on a message)."""
 
 
 class Security(StrEnum):
@@ -123,6 +145,15 @@ def http_status(exc: BaseException) -> int:
     if isinstance(code, str) and code.startswith("HTTP ") and code[5:].isdigit():
         return int(code[5:])
     return 0
+
+
+class MessageTooLarge(MailgateError):
+    """Raised from a sink's write when a message of unknown size streams past the size limit;
+    :meth:`BulkFetch.fetch` aborts that message and goes on with the next."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the message is larger than {limit} bytes.", "")
+        self.limit = limit
 
 
 class Operation(StrEnum):
@@ -286,3 +317,102 @@ class Mailbox(abc.ABC):
     def watch(self, folder: str, *, interval: float = 30.0) -> AsyncIterator[list[MessageRef]]:
         """Yield refs of new messages as they arrive (IDLE, or SyncFolderItems/delta polling)."""
         raise self._unsupported(Operation.WATCH, "use IMAP, EWS or Graph.")
+
+    async def uidvalidity(self, folder: str) -> int:
+        """The number the ids of ``folder`` are valid under (IMAP's UIDVALIDITY): when it
+        changes, every id made before names nothing. 0 where ids depend on no such number."""
+        return 0
+
+    async def bulk_fetch(
+        self, messages: int, *, connections: int = 1, batch: int = 1000, heavy: bool = True
+    ) -> BulkFetch:
+        """A fetch of about ``messages`` messages, asked for in batches of ``batch``; use as
+        ``async with await mailbox.bulk_fetch(...) as fetch``.
+
+        ``connections``: how many connections it may use (IMAP starts helper connections for
+        large fetches); ``heavy``: each message is parsed after it is written (attachments
+        split), not only written, so more CPU pays off. This default fetches one message at a
+        time over this connection.
+        """
+        return BulkFetch(self)
+
+
+class MessageSink(TypingProtocol):
+    """Where fetched messages go: ``open`` → bytes written → ``complete`` for each file, or
+    ``abort`` if the transfer failed. ``part`` is None for a whole message (IMAP's bulk path
+    also passes attachment parts to sinks that ask for them)."""
+
+    def open(self, ref: MessageRef, part: Any | None) -> BinaryIO: ...
+
+    def complete(self, ref: MessageRef, part: Any | None, dest: BinaryIO, size: int) -> None: ...
+
+    def abort(self, ref: MessageRef, part: Any | None, dest: BinaryIO) -> None: ...
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """What a mailbox knows of messages' sizes before fetching them, against a limit."""
+
+    over: dict[str, int] = field(default_factory=dict)  # ref id → size, over the limit
+    unknown: frozenset[str] = frozenset()  # ref ids of unknown size: cut at the limit instead
+
+
+class BulkFetch:
+    """Many messages of one mailbox checked and fetched, batch by batch, into sinks.
+
+    This default goes one message at a time over the mailbox's per-message methods; adapters
+    with a faster path return their own subclass from :meth:`Mailbox.bulk_fetch`. ``async with``
+    ends it (IMAP stops its helper connections there).
+    """
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    @property
+    def connections(self) -> int:
+        """The connections that fetched (helpers included)."""
+        return 1
+
+    async def sizes_over(self, refs: Sequence[MessageRef], limit: int) -> SizeCheck:
+        """The sizes of the messages over ``limit`` bytes, and which sizes are not known.
+
+        Default: the sizes ``fetch_headers`` reports (none on :data:`SIZELESS_PROTOCOLS`,
+        which are not asked).
+        """
+        if self.mailbox.protocol in SIZELESS_PROTOCOLS:
+            return SizeCheck(unknown=frozenset(ref.id for ref in refs))
+        sizes = {s.ref.id: s.size for s in await self.mailbox.fetch_headers(refs)}
+        return SizeCheck(
+            over={key: size for key, size in sizes.items() if size is not None and size > limit},
+            unknown=frozenset(ref.id for ref in refs if sizes.get(ref.id) is None),
+        )
+
+    async def fetch(self, refs: Sequence[MessageRef], sink: MessageSink) -> list[MessageRef]:
+        """Stream each message into ``sink``; returns those it refused as too large
+        (:class:`MessageTooLarge`, aborted). Any other failure aborts the open file and raises;
+        files completed before stay completed.
+
+        Default: ``fetch_mime`` per message, in order.
+        """
+        too_large: list[MessageRef] = []
+        for ref in refs:
+            handle = sink.open(ref, None)
+            try:
+                size = await self.mailbox.fetch_mime(ref, handle)
+                sink.complete(ref, None, handle, size)
+            except MessageTooLarge:
+                sink.abort(ref, None, handle)
+                too_large.append(ref)
+            except BaseException:
+                sink.abort(ref, None, handle)
+                raise
+        return too_large
+
+    async def close(self) -> None:
+        """Release what the fetch holds (nothing, by default)."""
+
+    async def __aenter__(self) -> BulkFetch:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

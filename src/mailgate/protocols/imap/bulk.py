@@ -15,7 +15,8 @@ Attachments, two ways:
 
 A sink sees ``open`` → bytes written → ``complete`` for each file, or ``abort`` if the transfer
 failed: write to a temporary name and rename in ``complete`` and no truncated file ever looks
-finished. A :class:`WholeMessageSink` (``mailgate get --save`` uses one) instead gets each
+finished (the sink protocols live in :mod:`~mailgate.protocols.imap.fetching` and are re-exported
+here). A :class:`WholeMessageSink` (``mailgate get --save`` uses one) instead gets each
 message of up to :data:`WHOLE_MESSAGE_LIMIT` in one piece once it has arrived, so it can name,
 write and split it without another pass; bigger ones still stream. (Asking the server to decode
 attachments, ``BINARY.PEEK[n]`` after BODYSTRUCTURE, was not tried for the bulk path: Dovecot
@@ -31,17 +32,22 @@ import quopri
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
+from typing import Any, BinaryIO, cast
 
 from mailgate.errors import ProtocolError
 from mailgate.protocols.base import MessageRef
 from mailgate.protocols.imap.attachments import decode_base64, split_attachments
 from mailgate.protocols.imap.commands import sequence_set
-from mailgate.protocols.imap.mailbox import BATCH, ImapMailbox, parse_message_id
+from mailgate.protocols.imap.fetching import (
+    BATCH,
+    HelperPool,
+    MessageSink,
+    PortableSink,
+    SelectingMailbox,
+    WholeMessageSink,
+    parse_message_id,
+)
 from mailgate.protocols.imap.results import AttachmentPart, attachment_parts
-
-if TYPE_CHECKING:
-    from mailgate.protocols.imap.parallel import FetchPool
 
 __all__ = [
     "CLIENT_SPLIT_LIMIT",
@@ -61,48 +67,6 @@ WHOLE_MESSAGE_LIMIT = CLIENT_SPLIT_LIMIT  # one message at a time is held, never
 _LITERAL_TARGET = re.compile(rb"(?:BODY\[([0-9.]*)\]|BINARY\[([0-9.]*)\]) \{\d+\+?\}\r?\n$")
 _UID = re.compile(rb"[( ]UID (\d+)")
 _WHOLE_BODIES = b"(UID BODY.PEEK[])"
-
-
-class MessageSink(Protocol):
-    """Where fetched messages (``part`` None) and attachments (``part`` given) go."""
-
-    def open(self, ref: MessageRef, part: AttachmentPart | None) -> BinaryIO: ...
-
-    def complete(
-        self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO, size: int
-    ) -> None: ...
-
-    def abort(self, ref: MessageRef, part: AttachmentPart | None, dest: BinaryIO) -> None: ...
-
-
-@runtime_checkable
-class WholeMessageSink(MessageSink, Protocol):
-    """A sink that also takes a small message in one piece, once all its bytes have arrived.
-
-    Messages up to :data:`WHOLE_MESSAGE_LIMIT` go to :meth:`save` instead of
-    ``open``/``complete``: the sink can name the file from headers already in memory and write
-    it with one call, and split attachments from the same bytes (``attachments``). Larger
-    messages still stream through ``open``/``complete``. ``save`` cleans up after itself when
-    it fails: there is no ``abort`` for it.
-    """
-
-    def save(self, ref: MessageRef, data: bytes, attachments: bool) -> None: ...
-
-
-@runtime_checkable
-class PortableSink(Protocol):
-    """A message sink that helper processes can rebuild and whose results travel back.
-
-    ``recipe``: a picklable callable that builds an equivalent sink in another process;
-    ``export`` (in the helper): what the sink completed, picklable; ``absorb`` (here): take
-    what a helper's sink exported as if this sink had completed it.
-    """
-
-    def recipe(self) -> Callable[[], Any]: ...
-
-    def export(self) -> Any: ...
-
-    def absorb(self, exported: Any) -> None: ...
 
 
 def literal_target(chunks: Sequence[bytes]) -> tuple[int | None, str | None]:
@@ -253,7 +217,7 @@ class _Target:
 
 
 async def fetch_many(
-    box: ImapMailbox,
+    box: SelectingMailbox,
     refs: Sequence[MessageRef],
     sink: MessageSink,
     *,
@@ -261,7 +225,7 @@ async def fetch_many(
     attachments: bool = False,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
-    pool: FetchPool | None = None,
+    pool: HelperPool | None = None,
 ) -> int:
     """Fetch each message's MIME (``mime``) and/or decoded attachments into ``sink``.
 
@@ -328,7 +292,7 @@ async def fetch_many(
 
 
 async def run_batch(
-    box: ImapMailbox,
+    box: SelectingMailbox,
     folder: str,
     uids: list[int],
     sink: MessageSink,
@@ -365,7 +329,7 @@ async def run_batch(
 
 
 async def _run_fetch(
-    box: ImapMailbox,
+    box: SelectingMailbox,
     folder: str,
     validity: int,
     uids: list[int],

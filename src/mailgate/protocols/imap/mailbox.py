@@ -13,7 +13,10 @@ Library choice: a compact asyncio client of our own (:mod:`imap_connection` over
 
 Message ids are ``"<uidvalidity>:<uid>"``; if a folder's UIDVALIDITY changed since the id was
 made, :class:`UidValidityChangedError` is raised rather than touching another message.
-Bulk fetching for ``mailgate get --save`` lives in :mod:`mailgate.protocols.imap.bulk`.
+Bulk fetching for ``mailgate get --save`` lives in :mod:`mailgate.protocols.imap.bulk`; an
+import reaches it through :meth:`ImapMailbox.bulk_fetch` (:class:`ImapBulkFetch`), the
+``Mailbox`` interface's own way to fetch many messages. The ids and sink protocols shared with
+``bulk`` and ``parallel`` are in :mod:`mailgate.protocols.imap.fetching` (re-exported here).
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ from mailgate.errors import ConfigurationError, ProtocolError
 from mailgate.protocols._mailstream import open_stream
 from mailgate.protocols._socket_mailbox import SocketMailbox
 from mailgate.protocols.base import (
+    BulkFetch,
     Folder,
     MessageRef,
+    MessageSink,
     MessageSummary,
     Operation,
     Protocol,
     SearchCriteria,
     Security,
+    SizeCheck,
 )
+from mailgate.protocols.imap.bulk import fetch_many
 from mailgate.protocols.imap.commands import (
     Literal,
     Part,
@@ -44,6 +51,8 @@ from mailgate.protocols.imap.commands import (
     sequence_set,
 )
 from mailgate.protocols.imap.connection import CommandResult, ImapConnection
+from mailgate.protocols.imap.fetching import BATCH, UidValidityChangedError, parse_message_id
+from mailgate.protocols.imap.parallel import FetchPool, helpers_for
 from mailgate.protocols.imap.parser import Value, as_int, fetch_items, response_code
 from mailgate.protocols.imap.results import (
     HEADER_FIELDS,
@@ -57,26 +66,10 @@ from mailgate.protocols.imap.results import (
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
 
-__all__ = ["ImapMailbox", "UidValidityChangedError", "parse_message_id"]
+__all__ = ["ImapBulkFetch", "ImapMailbox", "UidValidityChangedError", "parse_message_id"]
 
-BATCH = 1000
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\+?\}\r?\n$")
 _TRASH_NAMES = ("deleted items", "trash", "deleted messages")
-
-
-class UidValidityChangedError(ProtocolError):
-    """The folder was renumbered (UIDVALIDITY changed): old message ids are meaningless."""
-
-
-def parse_message_id(ref: MessageRef) -> tuple[int, int]:
-    """``"<uidvalidity>:<uid>"`` → numbers; ConfigurationError if the id is not IMAP's."""
-    validity, _, uid = ref.id.partition(":")
-    if not (validity.isdigit() and uid.isdigit()):
-        raise ConfigurationError(
-            f"{ref.id!r} is not an IMAP message id (expected <uidvalidity>:<uid>).",
-            "use ids returned by an IMAP search of the same mailbox.",
-        )
-    return int(validity), int(uid)
 
 
 def _group(refs: Sequence[MessageRef]) -> dict[str, list[tuple[int, int]]]:
@@ -195,6 +188,10 @@ class ImapMailbox(SocketMailbox):
                 )
         return [uid for _, uid in ids]
 
+    async def uidvalidity(self, folder: str) -> int:
+        """The UIDVALIDITY of ``folder`` (selecting it)."""
+        return await self.select(folder)
+
     async def list_folders(self) -> list[Folder]:
         conn = self.connection
         args: list[Part] = [b'""', b'"*"']
@@ -286,6 +283,15 @@ class ImapMailbox(SocketMailbox):
             if "UID" in parsed:
                 out[as_int(parsed["UID"])] = parsed
         return out
+
+    async def bulk_fetch(
+        self, messages: int, *, connections: int = 1, batch: int = BATCH, heavy: bool = True
+    ) -> BulkFetch:
+        """The bulk path (:class:`ImapBulkFetch`), with helper connections when ``messages`` are
+        enough to give each some batches (:func:`~mailgate.protocols.imap.parallel.helpers_for`).
+        """
+        helpers = helpers_for(messages, connections, batch, heavy=heavy)
+        return ImapBulkFetch(self, await FetchPool.start(self, helpers))
 
     async def fetch_headers(self, refs: Sequence[MessageRef]) -> list[MessageSummary]:
         fields = b" ".join(f.encode() for f in HEADER_FIELDS)
@@ -430,3 +436,48 @@ class ImapMailbox(SocketMailbox):
             if uids:
                 next_uid = uids[-1] + 1
                 yield [MessageRef(folder, f"{validity}:{uid}") for uid in uids]
+
+
+class ImapBulkFetch(BulkFetch):
+    """IMAP's bulk path behind :meth:`ImapMailbox.bulk_fetch`.
+
+    Sizes: one ``UID SEARCH LARGER`` per folder and limit for the whole fetch (a message's size
+    never changes), then ``RFC822.SIZE`` of just the messages of a batch it found; every other
+    size is known to be within the limit. Messages: one ``UID FETCH`` per batch streamed into
+    the sink (:func:`~mailgate.protocols.imap.bulk.fetch_many`), shared with the helper
+    connections of ``pool``, which closing the fetch stops.
+    """
+
+    def __init__(self, mailbox: ImapMailbox, pool: FetchPool) -> None:
+        super().__init__(mailbox)
+        self.imap = mailbox
+        self.pool = pool
+        self._larger: dict[tuple[str, int], set[int]] = {}
+
+    @property
+    def connections(self) -> int:
+        return 1 + self.pool.size
+
+    async def sizes_over(self, refs: Sequence[MessageRef], limit: int) -> SizeCheck:
+        over: dict[str, int] = {}
+        for folder, ids in _group(refs).items():
+            larger = self._larger.get((folder, limit))
+            if larger is None:
+                larger = self._larger[folder, limit] = await self.imap.uids_larger(folder, limit)
+            validity = await self.imap.select(folder)
+            uids = [uid for _, uid in ids if uid in larger]
+            if not uids:
+                continue
+            items = await self.imap.fetch_items(uids, b"(UID RFC822.SIZE)")
+            for uid, values in items.items():
+                if "RFC822.SIZE" in values and (size := int(str(values["RFC822.SIZE"]))) > limit:
+                    over[f"{validity}:{uid}"] = size
+        return SizeCheck(over=over)
+
+    async def fetch(self, refs: Sequence[MessageRef], sink: MessageSink) -> list[MessageRef]:
+        """The batch in one bulk fetch: nothing is refused (sizes were all checked first)."""
+        await fetch_many(self.imap, refs, sink, attachments=False, batch=len(refs), pool=self.pool)
+        return []
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -35,23 +35,31 @@ from typing import IO, Any
 
 import mailgate
 from mailgate import errors
-from mailgate.errors import MailgateError, TransportError
+from mailgate.errors import MailgateError, ProtocolError, TransportError
 from mailgate.processes import tune_gc_for_bulk_work
 from mailgate.protocols import base
 from mailgate.protocols.base import Security
-from mailgate.protocols.imap import mailbox as imap
-from mailgate.protocols.imap.bulk import PortableSink, run_batch
-from mailgate.protocols.imap.mailbox import BATCH, ImapMailbox, UidValidityChangedError
+from mailgate.protocols.imap import fetching
+from mailgate.protocols.imap.bulk import run_batch
+from mailgate.protocols.imap.fetching import (
+    BATCH,
+    PortableSink,
+    ReconnectableMailbox,
+    UidValidityChangedError,
+)
 
 __all__ = [
+    "LIGHT_WORK_CORES",
     "MIN_BATCHES_PER_HELPER",
     "ConnectionRecipe",
     "FetchPool",
+    "PortableError",
     "decode_frame_size",
     "encode_frame",
     "helpers_for",
     "portable_error",
     "restore_error",
+    "usable_cores",
 ]
 
 MIN_BATCHES_PER_HELPER = 2  # a helper costs a process start, a TLS handshake and a login
@@ -60,7 +68,11 @@ _HEADER = struct.Struct("!Q")
 
 @dataclass(frozen=True)
 class ConnectionRecipe:
-    """Everything a helper needs to open the same IMAP connection (the token included)."""
+    """Everything a helper needs to open the same IMAP connection (the token included).
+
+    ``mailbox_class`` is the class of the mailbox helped (pickled by reference: the helper
+    imports it), so this module needs no import of the adapter, which imports it.
+    """
 
     address: str
     host: str
@@ -70,8 +82,14 @@ class ConnectionRecipe:
     timeout: float
     ca_files: tuple[str, ...]
     token: str = field(repr=False)
+    mailbox_class: Callable[..., ReconnectableMailbox] | None = None
 
-    def mailbox(self) -> ImapMailbox:
+    def mailbox(self) -> ReconnectableMailbox:
+        if self.mailbox_class is None:
+            raise ProtocolError(
+                "The helper connection's recipe names no mailbox class.",
+                "run again with --connections 1 and report this.",
+            )
         context = ssl.create_default_context()
         for path in self.ca_files:
             context.load_verify_locations(cafile=path)
@@ -80,7 +98,7 @@ class ConnectionRecipe:
         async def source() -> str:
             return token
 
-        return ImapMailbox(
+        return self.mailbox_class(
             self.address,
             self.host,
             self.port,
@@ -180,7 +198,7 @@ def restore_error(
     then the attributes that came along.
     """
     error: MailgateError | None = None
-    for module in (errors, base, imap):
+    for module in (errors, base, fetching):
         cls = getattr(module, name, None)
         if isinstance(cls, type) and issubclass(cls, MailgateError):
             error = cls.__new__(cls)
@@ -287,7 +305,7 @@ class FetchPool:
         self.helped = 0  # messages the helpers fetched
 
     @classmethod
-    async def start(cls, box: ImapMailbox, count: int) -> FetchPool:
+    async def start(cls, box: ReconnectableMailbox, count: int) -> FetchPool:
         """Start ``count`` helpers for ``box`` (none when its TLS trust cannot be rebuilt).
 
         They connect in the background; the first batch each is given waits for that.
@@ -303,6 +321,7 @@ class FetchPool:
             box.timeout,
             tuple(box.ca_files),
             await box.access_token(),
+            type(box),
         )
         debug = bool(os.environ.get("MAILGATE_DEBUG"))
         pool = cls()
