@@ -21,18 +21,21 @@ test hook come from :mod:`mailgate.sandbox.directory.graph_routes`; Graph mail a
 modules when the server has mail.
 
 This module only parses requests and renders answers; the rules live in
-:mod:`mailgate.sandbox.entra.grants` and :mod:`mailgate.sandbox.entra.platform`.
+:mod:`mailgate.sandbox.entra.grants` and :mod:`mailgate.sandbox.entra.platform`, which raise
+:class:`~mailgate.sandbox.entra.aadsts.AadstsError`. Each group of routes says once how a refusal
+is answered (Entra's JSON error, a 404, or a page for the browser).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from mailgate.sandbox.directory.graph_routes import create_directory_router
 from mailgate.sandbox.directory.tenant import USER_STATES
@@ -123,41 +126,89 @@ def create_app(
     server persists the directory there).
     """
     app = FastAPI(title="mailgate sandbox identity platform", docs_url=None, redoc_url=None)
-    stats: Stats = platform.stats
     app.include_router(
         create_directory_router(platform, certificate_dir, on_change=on_directory_change)
     )
+    # Starlette tries routes in the order they were added: the directory's first, as always.
+    for router in (
+        _protocol_routes(platform),
+        _authorize_routes(platform),
+        _device_login_routes(platform),
+        _device_hooks(platform),
+        _user_hooks(platform),
+    ):
+        app.include_router(router)
+    if mail is not None:
+        from mailgate.sandbox.ews.routes import create_ews_router
+        from mailgate.sandbox.graph.routes import create_graph_router
 
-    @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
+        app.include_router(create_graph_router(mail))
+        app.include_router(create_ews_router(mail))
+    return app
+
+
+def _answering(render: Callable[[AadstsError], Response]) -> APIRouter:
+    """A router whose endpoints raise :class:`AadstsError` and ``render`` turns it into the answer.
+
+    The one place where a refusal becomes a response, so route bodies only say what they do.
+    """
+
+    class AadstsRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def answer(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except AadstsError as err:
+                    return render(err)
+
+            return answer
+
+    return APIRouter(route_class=AadstsRoute)
+
+
+def _not_found(err: AadstsError) -> JSONResponse:
+    return _error(err, 404)
+
+
+def _error_page(err: AadstsError) -> HTMLResponse:
+    return HTMLResponse(pages.error_page(str(err)), status_code=400)
+
+
+def _device_login_again(err: AadstsError) -> HTMLResponse:
+    return HTMLResponse(pages.device_login_page("/devicelogin", str(err)), status_code=400)
+
+
+def _protocol_routes(platform: IdentityPlatform) -> APIRouter:
+    """Discovery, keys, token, realm lookup and device authorization: what MSAL calls."""
+    router = _answering(_error)
+    stats: Stats = platform.stats
+
+    @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
     async def discovery(tenant: str) -> Response:
         stats.endpoints["openid_configuration"] += 1
-        try:
-            return JSONResponse(openid_configuration(platform, tenant))
-        except AadstsError as err:
-            return _error(err)
+        return JSONResponse(openid_configuration(platform, tenant))
 
-    @app.get("/{tenant}/discovery/v2.0/keys")
+    @router.get("/{tenant}/discovery/v2.0/keys")
     async def keys(tenant: str) -> Response:
         stats.endpoints["jwks"] += 1
-        try:
-            platform.resolve_tenant(tenant)
-        except AadstsError as err:
-            return _error(err)
+        platform.resolve_tenant(tenant)
         return JSONResponse(platform.signer.jwks())
 
-    @app.post("/{tenant}/oauth2/v2.0/token")
+    @router.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> Response:
         form = await _fields(request)
         name = grants.grant_name(form.get("grant_type", "")) or "none"
         stats.grants[name] += 1
         try:
             body = grants.token(platform, tenant, form, request.headers.get("authorization"))
-        except AadstsError as err:
-            stats.grant_errors[name] += 1
-            return _error(err)
+        except AadstsError:
+            stats.grant_errors[name] += 1  # counted here, answered by the router
+            raise
         return JSONResponse(body, headers=_NO_STORE)
 
-    @app.get("/common/userrealm/{username}")
+    @router.get("/common/userrealm/{username}")
     async def user_realm(username: str) -> Response:
         # MSAL asks this before ROPC to spot federated (ADFS) users; all sandbox users are
         # cloud-only ("Managed").
@@ -170,123 +221,131 @@ def create_app(
         body["cloud_instance_name"] = "mailgate.sandbox"
         return JSONResponse(body)
 
-    @app.post("/{tenant}/oauth2/v2.0/devicecode")
+    @router.post("/{tenant}/oauth2/v2.0/devicecode")
     async def devicecode(tenant: str, request: Request) -> Response:
         stats.endpoints["devicecode"] += 1
-        try:
-            return JSONResponse(
-                grants.device_authorization(platform, tenant, await _fields(request))
-            )
-        except AadstsError as err:
-            return _error(err)
+        return JSONResponse(grants.device_authorization(platform, tenant, await _fields(request)))
 
-    @app.get("/{tenant}/oauth2/v2.0/authorize")
+    return router
+
+
+def _authorize_routes(platform: IdentityPlatform) -> APIRouter:
+    """The browser's sign-in page; a refusal is shown as a page, never redirected."""
+    router = _answering(_error_page)
+    stats: Stats = platform.stats
+
+    @router.get("/{tenant}/oauth2/v2.0/authorize")
     async def authorize_form(tenant: str, request: Request) -> Response:
         stats.endpoints["authorize"] += 1
         params = dict(request.query_params)
         req = grants.AuthorizeRequest.from_params(params)
-        try:
-            registered = grants.authorize_check(platform, tenant, req)
-        except AadstsError as err:
-            return HTMLResponse(pages.error_page(str(err)), status_code=400)
+        registered = grants.authorize_check(platform, tenant, req)
         if req.prompt == "none":
             return _finish(req, grants.authorize_submit(platform, tenant, req, "", ""))
         return HTMLResponse(pages.sign_in_page(request.url.path, params, registered.name))
 
-    @app.post("/{tenant}/oauth2/v2.0/authorize")
+    @router.post("/{tenant}/oauth2/v2.0/authorize")
     async def authorize_post(tenant: str, request: Request) -> Response:
         stats.endpoints["authorize_post"] += 1
         form = await _fields(request)
         req = grants.AuthorizeRequest.from_params(form)
-        try:
-            url = grants.authorize_submit(
-                platform,
-                tenant,
-                req,
-                form.get("username", ""),
-                form.get("password", ""),
-                consent=form.get("consent", "") in ("yes", "on", "true"),
-            )
-        except AadstsError as err:
-            return HTMLResponse(pages.error_page(str(err)), status_code=400)
+        url = grants.authorize_submit(
+            platform,
+            tenant,
+            req,
+            form.get("username", ""),
+            form.get("password", ""),
+            consent=form.get("consent", "") in ("yes", "on", "true"),
+        )
         return _finish(req, url)
 
-    @app.get("/devicelogin")
+    return router
+
+
+def _device_login_routes(platform: IdentityPlatform) -> APIRouter:
+    """The page where a user enters a device code; a refusal shows the form again."""
+    router = _answering(_device_login_again)
+    stats: Stats = platform.stats
+
+    @router.get("/devicelogin")
     async def devicelogin_form() -> Response:
         stats.endpoints["devicelogin"] += 1
         return HTMLResponse(pages.device_login_page("/devicelogin"))
 
-    @app.post("/devicelogin")
+    @router.post("/devicelogin")
     async def devicelogin_post(request: Request) -> Response:
         stats.endpoints["devicelogin_post"] += 1
         form = await _fields(request)
-        try:
-            if form.get("action") == "decline":
-                grants.decline_device(platform, form.get("user_code", ""))
-                return HTMLResponse(
-                    pages.message_page("Sign-in cancelled", "You may close this window.")
-                )
-            grants.approve_device(
-                platform,
-                form.get("user_code", ""),
-                form.get("username", ""),
-                form.get("password", ""),
-                consent=form.get("consent", "") in ("yes", "on", "true"),
+        if form.get("action") == "decline":
+            grants.decline_device(platform, form.get("user_code", ""))
+            return HTMLResponse(
+                pages.message_page("Sign-in cancelled", "You may close this window.")
             )
-        except AadstsError as err:
-            return HTMLResponse(pages.device_login_page("/devicelogin", str(err)), status_code=400)
+        grants.approve_device(
+            platform,
+            form.get("user_code", ""),
+            form.get("username", ""),
+            form.get("password", ""),
+            consent=form.get("consent", "") in ("yes", "on", "true"),
+        )
         return HTMLResponse(
             pages.message_page(
                 "You're signed in", "You have signed in on your device. You may close this window."
             )
         )
 
-    @app.post("/_sandbox/device/approve")
+    return router
+
+
+def _device_hooks(platform: IdentityPlatform) -> APIRouter:
+    """Test hooks: answer a device code without a browser, read and reset the counters."""
+    router = _answering(_error)
+    stats: Stats = platform.stats
+
+    @router.post("/_sandbox/device/approve")
     async def device_approve(request: Request) -> Response:
         data = await _json(request)
-        try:
-            grant = grants.approve_device(
-                platform,
-                str(data.get("user_code", "")),
-                str(data.get("username") or data.get("upn") or ""),
-                str(data.get("password", "")),
-                consent=bool(data.get("consent", False)),
-            )
-        except AadstsError as err:
-            return _error(err)
+        grant = grants.approve_device(
+            platform,
+            str(data.get("user_code", "")),
+            str(data.get("username") or data.get("upn") or ""),
+            str(data.get("password", "")),
+            consent=bool(data.get("consent", False)),
+        )
         return JSONResponse(
             {"status": grant.status, "upn": grant.upn, "tenant_id": grant.tenant_id}
         )
 
-    @app.post("/_sandbox/device/decline")
+    @router.post("/_sandbox/device/decline")
     async def device_decline(request: Request) -> Response:
         data = await _json(request)
-        try:
-            grant = grants.decline_device(platform, str(data.get("user_code", "")))
-        except AadstsError as err:
-            return _error(err)
+        grant = grants.decline_device(platform, str(data.get("user_code", "")))
         return JSONResponse({"status": grant.status})
 
-    @app.get("/_sandbox/stats")
+    @router.get("/_sandbox/stats")
     async def get_stats() -> Response:
         return JSONResponse(stats.as_dict())
 
-    @app.post("/_sandbox/stats/reset")
+    @router.post("/_sandbox/stats/reset")
     async def reset_stats() -> Response:
         stats.endpoints.clear()
         stats.grants.clear()
         stats.grant_errors.clear()
         return JSONResponse(stats.as_dict())
 
-    @app.post("/_sandbox/users/{upn}/revoke-sessions")
+    return router
+
+
+def _user_hooks(platform: IdentityPlatform) -> APIRouter:
+    """Test hooks on one user; an unknown user is a 404 (with the AADSTS body)."""
+    router = _answering(_not_found)
+
+    @router.post("/_sandbox/users/{upn}/revoke-sessions")
     async def revoke_sessions(upn: str) -> Response:
-        try:
-            moment = platform.revoke_sessions(upn)
-        except AadstsError as err:
-            return _error(err, 404)
+        moment = platform.revoke_sessions(upn)
         return JSONResponse({"upn": upn, "tokens_valid_from": moment.isoformat()})
 
-    @app.post("/_sandbox/users/{upn}/state")
+    @router.post("/_sandbox/users/{upn}/state")
     async def set_user_state(upn: str, request: Request) -> Response:
         data = await _json(request)
         unknown = sorted(set(data) - set(USER_STATES))
@@ -295,21 +354,12 @@ def create_app(
                 {"error": "invalid_request", "allowed": list(USER_STATES), "unknown": unknown},
                 status_code=400,
             )
-        try:
-            _tenant, user = platform.find_user(upn)
-        except AadstsError as err:
-            return _error(err, 404)
+        _tenant, user = platform.find_user(upn)
         for flag, value in data.items():
             setattr(user, flag, value)
         return JSONResponse({"upn": user.upn, "state": user.state})
 
-    if mail is not None:
-        from mailgate.sandbox.ews.routes import create_ews_router
-        from mailgate.sandbox.graph.routes import create_graph_router
-
-        app.include_router(create_graph_router(mail))
-        app.include_router(create_ews_router(mail))
-    return app
+    return router
 
 
 def _finish(req: grants.AuthorizeRequest, url: str) -> Response:
