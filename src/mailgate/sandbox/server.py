@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import threading
@@ -45,6 +44,7 @@ from typing import Any
 
 import uvicorn
 
+from mailgate.fileio import write_private_file
 from mailgate.sandbox.directory.state import DirectoryState
 from mailgate.sandbox.directory.tenant import (
     App,
@@ -273,7 +273,12 @@ class SandboxServer:
             self._thread.join(0.01)
         self._ca_file = pki.ca_file
         self.description = self._describe()
-        _write_private(self.description_file, json.dumps(self.description, indent=2))
+        self._write_description()
+
+    def _write_description(self) -> None:
+        # Atomic (a reader never sees half a file) and 0600 from the start: it holds secrets.
+        text = json.dumps(self.description, indent=2)
+        write_private_file(self.description_file, text.encode("utf-8"))
 
     def _describe(self) -> dict[str, Any]:
         assert self.mail_servers is not None and self._directory is not None
@@ -299,7 +304,7 @@ class SandboxServer:
         fresh = self._describe()
         self.description.clear()
         self.description.update(fresh)
-        _write_private(self.description_file, json.dumps(self.description, indent=2))
+        self._write_description()
 
     def stop(self) -> None:
         """Stop serving and wait for the thread; safe to call twice."""
@@ -325,13 +330,6 @@ class SandboxServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 def run_forever(state_dir: Path, port: int = 0, tenant_file: Path | None = None) -> None:
