@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/imap_import.py [--messages 10000]``. Not a test: it prints figures.
 
-1. Starts the sandbox identity platform and a Dovecot trusting its tokens (tests/interop),
+1. Starts the sandbox identity platform and a Dovecot trusting its tokens (mailgate.interop),
    gets a token for alice with MSAL, writes N messages of ~20 KB (each with an ~11 KB PDF
    attachment) straight into the maildir, and lets Dovecot index them once.
 2. Baseline: stdlib imaplib, raw SASL-IR XOAUTH2, ``UID FETCH (BODY.PEEK[])`` in batches of
@@ -52,9 +52,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import msal  # noqa: E402
-from tests.interop.dovecot import DovecotServer, start_dovecot  # noqa: E402
-from tests.interop.test_streaming import big_message, put, stream_in_probe  # noqa: E402
 
+from mailgate.interop.dovecot import (  # noqa: E402
+    DovecotServer,
+    big_message,
+    put,
+    start_dovecot,
+    stream_in_probe,
+)
 from mailgate.mail.filenames import reserve_path, safe_filename  # noqa: E402
 from mailgate.protocols.base import MessageRef, SearchCriteria, Security  # noqa: E402
 from mailgate.protocols.imap.bulk import fetch_many  # noqa: E402

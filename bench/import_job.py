@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.imap_import import alice_token, baseline, cli_setup, load  # noqa: E402
-from tests.interop.dovecot import start_dovecot  # noqa: E402
 
+from mailgate.interop.dovecot import start_dovecot  # noqa: E402
 from mailgate.testing import SandboxController  # noqa: E402
 
 

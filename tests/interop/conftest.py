@@ -16,11 +16,11 @@ from typing import Any
 import msal
 import pytest
 
+from mailgate.interop.dovecot import MISSING, DovecotServer, start_dovecot
 from mailgate.protocols.base import Security
 from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.protocols.pop3 import Pop3Mailbox
 from mailgate.testing import SandboxController
-from tests.interop.dovecot import MISSING, DovecotServer, start_dovecot
 
 SCOPES = [
     "https://outlook.office365.com/IMAP.AccessAsUser.All",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mailgate.errors import ConfigurationError, ProtocolError, TransportError
+from mailgate.interop.dovecot import DovecotServer, free_port
 from mailgate.protocols.base import (
     MailAuthenticationError,
     MessageRef,
@@ -27,7 +28,6 @@ from tests.interop.conftest import (
     signed_token,
     token_source,
 )
-from tests.interop.dovecot import DovecotServer
 
 
 def message(subject: str, sender: str = "vendor@example.com", body: str = "Hello") -> bytes:
@@ -272,8 +272,6 @@ def test_uidvalidity_mismatch_is_an_error(imap: Any) -> None:
 def test_network_failures_become_transport_errors(
     dovecot: DovecotServer, alice: str, alice_token: str
 ) -> None:
-    from tests.interop.dovecot import free_port
-
     def box(port: int, security: Security, context: Any = None) -> ImapMailbox:
         return ImapMailbox(
             alice,

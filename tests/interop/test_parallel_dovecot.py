@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mailgate.errors import MailgateError, TransportError
+from mailgate.interop.dovecot import big_message
 from mailgate.jobs.import_files import FetchSink, SyncMode
 from mailgate.mail.save import DirectorySink
 from mailgate.protocols.base import MailAuthenticationError, MessageRef, SearchCriteria
@@ -228,8 +229,6 @@ def test_a_busy_helper_stopped_by_a_failing_run_leaves_no_partial_file(
 ) -> None:
     # Each connection gets one 60 MB message; this process fails while the helper streams its
     # own to a temporary file: the pool's SIGTERM cancels the helper's batch, which removes it.
-    from tests.interop.test_streaming import big_message
-
     folder = f"Busy {uuid.uuid4().hex[:6]}"
     raws = [big_message(60 * 2**20), big_message(60 * 2**20 + 7)]
     out = tmp_path / "out"

@@ -5,61 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailgate.errors import TransportError
+from mailgate.interop.dovecot import DovecotServer, big_message, put, stream_in_probe
 from mailgate.protocols.base import SearchCriteria, Security
 from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.testing import SandboxController
 from tests.interop.conftest import run, token_source
-from tests.interop.dovecot import DovecotServer
-
-ROOT = Path(__file__).resolve().parents[2]
-LINE = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3\r\n"
-
-
-def big_message(size: int) -> bytes:
-    head = (
-        b"From: big@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    )
-    return head + LINE * ((size - len(head)) // len(LINE) + 1)
-
-
-def put(dovecot: DovecotServer, address: str, folder: str, raw: bytes) -> None:
-    """Deliver straight into the maildir (much faster than APPEND for big messages)."""
-    path = dovecot.maildir(address, folder) / "new" / f"{os.getpid()}.{len(raw)}.big"
-    path.write_bytes(raw)
-    dovecot.chown(path.parent)
-
-
-def stream_in_probe(
-    dovecot: DovecotServer, ca_file: str, address: str, token: str, folder: str, dest: Path
-) -> subprocess.CompletedProcess[str]:
-    """Fetch the one message in ``folder`` with ``fetch_mime`` in a fresh process that reports
-    its peak memory growth (``rss_probe``), so this process's history cannot blur the figure."""
-    request = {
-        "token": token,
-        "address": address,
-        "port": str(dovecot.ports["imaps"]),
-        "ca_file": ca_file,
-        "folder": folder,
-        "dest": str(dest),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.interop.rss_probe"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def test_50mb_message_streams_with_bounded_memory(

@@ -4,17 +4,20 @@ Dovecot validates XOAUTH2/OAUTHBEARER tokens itself (``introspection_mode = loca
 sandbox's token-signing public key, written to ``keys/<azp or default>/RS256/<kid>``: tokens
 carry ``azp``, so the key is written under every app's client id as well as ``default``. The
 ``upn`` claim must equal the SASL user. The folders mimic Exchange's (``Deleted Items`` is
-\\Trash, ``/`` is the delimiter). Used by tests/interop and bench/imap_import.py.
+\\Trash, ``/`` is the delimiter). Large messages can be put straight into a maildir and fetched
+by :mod:`mailgate.interop.rss_probe` in a fresh process that reports its peak memory.
 """
 
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +28,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mailgate.sandbox.pki import b64url, thumbprint_sha1
+
+__all__ = [
+    "MISSING",
+    "DovecotServer",
+    "big_message",
+    "free_port",
+    "put",
+    "start_dovecot",
+    "stream_in_probe",
+]
 
 MISSING = (
     "Dovecot is not installed, so the interop tests cannot run. Install it with "
@@ -145,6 +158,7 @@ client_id = https://outlook.office365.com
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -253,7 +267,8 @@ def start_dovecot(sandbox_state: Path, description: dict[str, Any]) -> DovecotSe
             os.chown(dirpath, uid, gid)
             for name in files:
                 os.chown(os.path.join(dirpath, name), uid, gid)
-    process = subprocess.Popen(
+    # The binary found above, run on the config written above: no outside input.
+    process = subprocess.Popen(  # noqa: S603
         [binary, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     server = DovecotServer(root, ports, process, uid, gid)
@@ -270,3 +285,44 @@ def start_dovecot(sandbox_state: Path, description: dict[str, Any]) -> DovecotSe
             time.sleep(0.05)
     server.stop()
     raise RuntimeError("dovecot did not open its IMAP port within 10 s")
+
+
+_LINE = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3\r\n"
+
+
+def big_message(size: int) -> bytes:
+    """A message of at least ``size`` bytes: a few headers and a base64 body."""
+    head = (
+        b"From: big@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head + _LINE * ((size - len(head)) // len(_LINE) + 1)
+
+
+def put(dovecot: DovecotServer, address: str, folder: str, raw: bytes) -> None:
+    """Deliver straight into the maildir (much faster than APPEND for big messages)."""
+    path = dovecot.maildir(address, folder) / "new" / f"{os.getpid()}.{len(raw)}.big"
+    path.write_bytes(raw)
+    dovecot.chown(path.parent)
+
+
+def stream_in_probe(
+    dovecot: DovecotServer, ca_file: str, address: str, token: str, folder: str, dest: Path
+) -> subprocess.CompletedProcess[str]:
+    """Fetch the one message in ``folder`` with ``fetch_mime`` in a fresh process that reports
+    its peak memory growth (``rss_probe``), so this process's history cannot blur the figure."""
+    request = {
+        "token": token,
+        "address": address,
+        "port": str(dovecot.ports["imaps"]),
+        "ca_file": ca_file,
+        "folder": folder,
+        "dest": str(dest),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mailgate.interop.rss_probe"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

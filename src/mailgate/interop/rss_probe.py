@@ -1,6 +1,6 @@
 """Fetch one message with ImapMailbox.fetch_mime in this process and report peak RSS growth.
 
-Run as ``python -m tests.interop.rss_probe`` with a JSON request on stdin (the token never goes
+Run as ``python -m mailgate.interop.rss_probe`` with a JSON request on stdin (the token never goes
 on the command line); prints ``{"written": n, "growth": bytes}`` where growth is the peak
 resident memory after the fetch minus the peak after connecting and searching.
 """
@@ -15,6 +15,8 @@ import sys
 
 from mailgate.protocols.base import SearchCriteria, Security
 from mailgate.protocols.imap.mailbox import ImapMailbox
+
+__all__ = ["peak_rss", "probe"]
 
 
 def peak_rss() -> int:
