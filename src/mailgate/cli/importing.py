@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mailgate.cli import _filters as filters
 from mailgate.cli._output import console, print_json, warn
-from mailgate.cli.mail import _criteria
 from mailgate.errors import ConfigurationError, InvalidInputError
 from mailgate.jobs.import_keys import SyncMode, default_job_name
 
@@ -88,16 +88,14 @@ def import_(
     command: Annotated[
         str | None, typer.Option(help="Run this program with the .eml path as last argument.")
     ] = None,
-    folder: Annotated[str | None, typer.Option(help="Folder (default: the profile's).")] = None,
-    unread: Annotated[bool, typer.Option("--unread", help="Only unread mail.")] = False,
-    from_address: Annotated[str | None, typer.Option("--from", help="Sender contains.")] = None,
-    subject: Annotated[str | None, typer.Option(help="Subject contains.")] = None,
-    since: Annotated[str | None, typer.Option(help="Received on or after YYYY-MM-DD.")] = None,
-    before: Annotated[str | None, typer.Option(help="Received before YYYY-MM-DD.")] = None,
-    has_attachments: Annotated[
-        bool | None, typer.Option("--has-attachments/--no-has-attachments")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+    folder: filters.Folder = None,
+    unread: filters.Unread = False,
+    from_address: filters.FromAddress = None,
+    subject: filters.Subject = None,
+    since: filters.Since = None,
+    before: filters.Before = None,
+    has_attachments: filters.HasAttachments = None,
+    limit: filters.Limit = None,
     after: Annotated[
         str | None,
         typer.Option(help="keep (default), mark-read, move, delete, permanent-delete."),
@@ -200,7 +198,7 @@ def import_(
     options = ImportOptions(
         folder=folder or profile.default_folder,
         job=job_name,
-        criteria=_criteria(unread, from_address, subject, since, before, has_attachments),
+        criteria=filters.criteria(unread, from_address, subject, since, before, has_attachments),
         limit=limit,
         to=to,
         webhook=webhook,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from mailgate.cli import _filters as filters
 from mailgate.cli._context import open_provider, warn_expiring
 from mailgate.cli._output import (
     console,
@@ -177,36 +177,6 @@ def print_report(report: ConnectionReport) -> None:
     console.print(f"[{style}]{report.verdict}[/]")
 
 
-def _criteria(
-    unread: bool,
-    from_address: str | None,
-    subject: str | None,
-    since: str | None,
-    before: str | None,
-    has_attachments: bool | None,
-) -> SearchCriteria:
-    def day(value: str | None, field_name: str) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise InvalidInputError(field_name, "a date YYYY-MM-DD", value) from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-    for field_name, text in (("--from", from_address), ("--subject", subject)):
-        if text is not None:
-            check_header_value(field_name, text)
-    return SearchCriteria(
-        unread=True if unread else None,
-        from_address=from_address,
-        subject_contains=subject,
-        since=day(since, "--since"),
-        before=day(before, "--before"),
-        has_attachments=has_attachments,
-    )
-
-
 def _summary_row(s: MessageSummary) -> dict[str, Any]:
     return {
         "id": s.ref.id,
@@ -268,16 +238,14 @@ def _rows(result: GetResult, attachments: bool) -> list[dict[str, Any]]:
 
 def get(
     mailbox: Annotated[str, typer.Argument(help="Mailbox profile name.")],
-    folder: Annotated[str | None, typer.Option(help="Folder (default: the profile's).")] = None,
-    unread: Annotated[bool, typer.Option("--unread", help="Only unread mail.")] = False,
-    from_address: Annotated[str | None, typer.Option("--from", help="Sender contains.")] = None,
-    subject: Annotated[str | None, typer.Option("--subject", help="Subject contains.")] = None,
-    since: Annotated[str | None, typer.Option(help="Received on or after YYYY-MM-DD.")] = None,
-    before: Annotated[str | None, typer.Option(help="Received before YYYY-MM-DD.")] = None,
-    has_attachments: Annotated[
-        bool | None, typer.Option("--has-attachments/--no-has-attachments")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+    folder: filters.Folder = None,
+    unread: filters.Unread = False,
+    from_address: filters.FromAddress = None,
+    subject: filters.Subject = None,
+    since: filters.Since = None,
+    before: filters.Before = None,
+    has_attachments: filters.HasAttachments = None,
+    limit: filters.Limit = None,
     save: Annotated[
         Path | None, typer.Option(help="Write .eml files (and attachments) into this directory.")
     ] = None,
@@ -299,7 +267,7 @@ def get(
     connector = _connector()
     connector.prepare(profile)
     warn_expiring(connector.provider.vault.get(profile.credential))
-    criteria = _criteria(unread, from_address, subject, since, before, has_attachments)
+    criteria = filters.criteria(unread, from_address, subject, since, before, has_attachments)
     result = _run(
         _get(
             connector,
@@ -439,4 +407,15 @@ def register(app: typer.Typer) -> None:
     app.command("send")(send)
 
 
-__all__ = ["print_report", "register"]
+__all__ = [
+    "add",
+    "check_header_value",
+    "get",
+    "list_",
+    "mailbox_app",
+    "print_report",
+    "register",
+    "rm",
+    "send",
+    "test",
+]
