@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from mailgate.sandbox.directory.resources import EXCHANGE, GRAPH
 from mailgate.sandbox.directory.tenant import App, User, load_tenant_file, write_demo_tenant
 from mailgate.sandbox.entra import grants
 from mailgate.sandbox.entra.aadsts import CATALOGUE, AadstsError, aadsts, error_body
 from mailgate.sandbox.entra.clientauth import check_secret, read_client_credentials
+from mailgate.sandbox.entra.identity_platform import IdentityPlatform, is_tenant_identifier
 from mailgate.sandbox.entra.params import (
-    EXCHANGE,
-    GRAPH,
     granted_permissions,
     parse_scopes,
     pkce_matches,
     redirect_uri_matches,
 )
-from mailgate.sandbox.entra.platform import IdentityPlatform, is_tenant_identifier
 from mailgate.sandbox.entra.tokens import TokenSigner, access_token_claims, client_info
 from mailgate.sandbox.pki import ensure_pki
 

@@ -45,6 +45,8 @@ from typing import Any
 import uvicorn
 
 from mailgate.fileio import write_private_file
+from mailgate.sandbox.app import create_app
+from mailgate.sandbox.directory.resources import EXCHANGE, GRAPH
 from mailgate.sandbox.directory.state import DirectoryState
 from mailgate.sandbox.directory.tenant import (
     App,
@@ -53,9 +55,7 @@ from mailgate.sandbox.directory.tenant import (
     load_tenant_file,
     write_demo_tenant,
 )
-from mailgate.sandbox.entra.app import create_app
-from mailgate.sandbox.entra.params import EXCHANGE, GRAPH
-from mailgate.sandbox.entra.platform import IdentityPlatform
+from mailgate.sandbox.entra.identity_platform import IdentityPlatform
 from mailgate.sandbox.entra.tokens import TokenSigner
 from mailgate.sandbox.exchange.access import SandboxMail, build_store
 from mailgate.sandbox.mailservers import MailServers

@@ -2,7 +2,7 @@
 
 Applications (app registrations), service principals (enterprise applications), their password
 and key credentials, and the two kinds of consent: app role assignments (application
-permissions) and delegated permission grants. :mod:`mailgate.sandbox.directory.graph_routes`
+permissions) and delegated permission grants. :mod:`mailgate.sandbox.graph.directory_routes`
 serves them over HTTP; everything here works on a
 :class:`~mailgate.sandbox.directory.tenant.Tenant` and a clock and raises
 :class:`DirectoryError` (Graph's status, code and message) when Graph would refuse.
@@ -31,8 +31,8 @@ from typing import Any
 
 from cryptography import x509
 
+from mailgate.sandbox.directory.resources import EXCHANGE, GRAPH, OIDC_SCOPES, RESOURCES, Resource
 from mailgate.sandbox.directory.tenant import App, AppCertificate, AppSecret, Tenant
-from mailgate.sandbox.entra.params import EXCHANGE, GRAPH, OIDC_SCOPES, RESOURCES, Resource
 from mailgate.sandbox.pki import thumbprint_sha1
 
 __all__ = [

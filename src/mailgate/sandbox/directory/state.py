@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mailgate.sandbox.directory.exchange_settings import ExchangeSettings
 from mailgate.sandbox.directory.tenant import App, TenantFile
-from mailgate.sandbox.exchange.config import ExchangeSettings
 
 __all__ = ["STATE_FILE", "DirectoryState"]
 

@@ -71,8 +71,8 @@ from typing import Annotated, Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mailgate.sandbox.entra.params import RESOURCES
-from mailgate.sandbox.exchange.config import ExchangeSettings, MailboxConfig, demo_mail
+from mailgate.sandbox.directory.exchange_settings import ExchangeSettings, MailboxConfig, demo_mail
+from mailgate.sandbox.directory.resources import RESOURCES
 
 __all__ = [
     "ADMIN_ROLES",

@@ -19,8 +19,12 @@ from mailgate.sandbox.entra.clientauth import (
     authenticate_client,
     read_client_credentials,
 )
+from mailgate.sandbox.entra.identity_platform import (
+    AuthorizationCode,
+    DeviceGrant,
+    IdentityPlatform,
+)
 from mailgate.sandbox.entra.params import parse_scopes, pkce_matches, redirect_uri_matches
-from mailgate.sandbox.entra.platform import AuthorizationCode, DeviceGrant, IdentityPlatform
 
 __all__ = [
     "DEVICE_CODE_GRANT",

@@ -4,7 +4,7 @@
 short-lived grants (authorization codes, device codes, refresh tokens), and implements the
 rules every flow shares: which tenant a path segment names, whether a user may sign in, what
 was consented, and how a token response is put together. It does no I/O: the web layer in
-:mod:`mailgate.sandbox.entra.app` calls it, tests may call it directly with a fake clock.
+:mod:`mailgate.sandbox.entra.routes` calls it, tests may call it directly with a fake clock.
 All calls come from one event loop, so no locking is needed.
 """
 
@@ -21,11 +21,10 @@ from typing import Any
 
 from cryptography import x509
 
+from mailgate.sandbox.directory.resources import GRAPH, Resource
 from mailgate.sandbox.directory.tenant import App, Tenant, TenantFile, User
 from mailgate.sandbox.entra.aadsts import aadsts
 from mailgate.sandbox.entra.params import (
-    GRAPH,
-    Resource,
     ScopeRequest,
     granted_permissions,
     permissions_of,

@@ -15,14 +15,10 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mailgate.sandbox.directory.resources import GRAPH, OIDC_SCOPES, RESOURCES, Resource
 from mailgate.sandbox.entra.aadsts import aadsts
 
 __all__ = [
-    "EXCHANGE",
-    "GRAPH",
-    "OIDC_SCOPES",
-    "RESOURCES",
-    "Resource",
     "ScopeRequest",
     "granted_permissions",
     "parse_scopes",
@@ -31,38 +27,6 @@ __all__ = [
     "redirect_uri_matches",
     "response_scope",
 ]
-
-OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A first-party API (resource service principal) that every sandbox tenant holds."""
-
-    key: str
-    name: str
-    app_id: str
-    identifier_uris: tuple[str, ...]
-
-    def matches(self, prefix: str) -> bool:
-        """True if ``prefix`` (the part of a scope before the permission) names this resource."""
-        wanted = prefix.rstrip("/").lower()
-        return wanted == self.app_id or wanted in (u.lower() for u in self.identifier_uris)
-
-
-EXCHANGE = Resource(
-    "exchange",
-    "Office 365 Exchange Online",
-    "00000002-0000-0ff1-ce00-000000000000",
-    ("https://outlook.office365.com", "https://outlook.office.com", "https://ps.outlook.com"),
-)
-GRAPH = Resource(
-    "graph",
-    "Microsoft Graph",
-    "00000003-0000-0000-c000-000000000000",
-    ("https://graph.microsoft.com",),
-)
-RESOURCES: dict[str, Resource] = {EXCHANGE.key: EXCHANGE, GRAPH.key: GRAPH}
 
 
 @dataclass(frozen=True)

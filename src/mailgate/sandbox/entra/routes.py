@@ -1,4 +1,4 @@
-"""The HTTP face of the emulated identity platform (Entra ID v2.0 endpoints) as a FastAPI app.
+"""The HTTP face of the emulated identity platform (Entra ID v2.0 endpoints) as FastAPI routers.
 
 Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common``)::
 
@@ -16,37 +16,31 @@ Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common
     POST /_sandbox/users/{upn}/revoke-sessions
     POST /_sandbox/users/{upn}/state   {"locked": true, ...}  flip account flags
 
-Graph's directory subset (applications, servicePrincipals, consent) and the Exchange PowerShell
-test hook come from :mod:`mailgate.sandbox.directory.graph_routes`; Graph mail and EWS from their
-modules when the server has mail.
+:mod:`mailgate.sandbox.app` puts these routes in one application with Graph's directory subset,
+Graph mail and EWS.
 
 This module only parses requests and renders answers; the rules live in
-:mod:`mailgate.sandbox.entra.grants` and :mod:`mailgate.sandbox.entra.platform`, which raise
-:class:`~mailgate.sandbox.entra.aadsts.AadstsError`. Each group of routes says once how a refusal
-is answered (Entra's JSON error, a 404, or a page for the browser).
+:mod:`mailgate.sandbox.entra.grants` and :mod:`mailgate.sandbox.entra.identity_platform`, which
+raise :class:`~mailgate.sandbox.entra.aadsts.AadstsError`. Each group of routes says once how a
+refusal is answered (Entra's JSON error, a 404, or a page for the browser).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from mailgate.sandbox.directory.graph_routes import create_directory_router
 from mailgate.sandbox.directory.tenant import USER_STATES
 from mailgate.sandbox.entra import grants, pages
 from mailgate.sandbox.entra.aadsts import AadstsError, error_body
-from mailgate.sandbox.entra.platform import IdentityPlatform, Stats
+from mailgate.sandbox.entra.identity_platform import IdentityPlatform, Stats
 
-if TYPE_CHECKING:
-    from mailgate.sandbox.exchange.access import SandboxMail
-
-__all__ = ["create_app", "openid_configuration"]
+__all__ = ["identity_routers", "openid_configuration"]
 
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
@@ -112,39 +106,15 @@ def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, 
     }
 
 
-def create_app(
-    platform: IdentityPlatform,
-    mail: SandboxMail | None = None,
-    *,
-    certificate_dir: Path | None = None,
-    on_directory_change: Callable[[], None] | None = None,
-) -> FastAPI:
-    """Build the FastAPI application serving ``platform`` (and Graph/EWS over ``mail``).
-
-    Graph's directory endpoints are always served; ``certificate_dir`` is where uploaded
-    key credentials are written and ``on_directory_change`` runs after each change (the
-    server persists the directory there).
-    """
-    app = FastAPI(title="mailgate sandbox identity platform", docs_url=None, redoc_url=None)
-    app.include_router(
-        create_directory_router(platform, certificate_dir, on_change=on_directory_change)
-    )
-    # Starlette tries routes in the order they were added: the directory's first, as always.
-    for router in (
+def identity_routers(platform: IdentityPlatform) -> list[APIRouter]:
+    """The identity platform's routes, in the order Starlette must try them."""
+    return [
         _protocol_routes(platform),
         _authorize_routes(platform),
         _device_login_routes(platform),
         _device_hooks(platform),
         _user_hooks(platform),
-    ):
-        app.include_router(router)
-    if mail is not None:
-        from mailgate.sandbox.ews.routes import create_ews_router
-        from mailgate.sandbox.graph.routes import create_graph_router
-
-        app.include_router(create_graph_router(mail))
-        app.include_router(create_ews_router(mail))
-    return app
+    ]
 
 
 def _answering(render: Callable[[AadstsError], Response]) -> APIRouter:

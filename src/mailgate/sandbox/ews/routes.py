@@ -111,7 +111,7 @@ def _claims(token: str) -> dict[str, Any] | None:
 
 
 def create_ews_router(mail: SandboxMail, service: EwsService | None = None) -> APIRouter:
-    """The EWS endpoint over ``mail`` (mounted by the identity app's ``create_app``)."""
+    """The EWS endpoint over ``mail`` (mounted by :func:`mailgate.sandbox.app.create_app`)."""
     ews = service or EwsService(mail)
     router = APIRouter()
 

@@ -21,8 +21,12 @@ from email.utils import format_datetime, make_msgid
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailgate.sandbox.directory.exchange_settings import (
+    ExchangeSettings,
+    MailboxConfig,
+    SeedMessage,
+)
 from mailgate.sandbox.directory.tenant import Tenant, TenantFile
-from mailgate.sandbox.exchange.config import ExchangeSettings, MailboxConfig, SeedMessage
 from mailgate.sandbox.exchange.store import MailStore
 
 __all__ = ["SandboxMail", "build_store", "seed_message"]

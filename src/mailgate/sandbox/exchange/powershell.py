@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from mailgate.sandbox.directory.tenant import Tenant
-from mailgate.sandbox.exchange.config import (
+from mailgate.sandbox.directory.exchange_settings import (
     ApplicationAccessPolicy,
     DistributionGroup,
     MailboxConfig,
     ServicePrincipalRegistration,
 )
+from mailgate.sandbox.directory.tenant import Tenant
 
 __all__ = ["ShellError", "ShellResult", "parse_line", "run_script"]
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 
-from mailgate.sandbox.entra.params import EXCHANGE, GRAPH
+from mailgate.sandbox.directory.resources import EXCHANGE, GRAPH
 
 if TYPE_CHECKING:
     from mailgate.sandbox.exchange.access import SandboxMail

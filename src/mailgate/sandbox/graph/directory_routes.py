@@ -41,10 +41,10 @@ from fastapi.responses import JSONResponse, Response
 
 from mailgate.sandbox.directory import objects as ops
 from mailgate.sandbox.directory.objects import DirectoryError
+from mailgate.sandbox.directory.resources import GRAPH
 from mailgate.sandbox.directory.tenant import App, Tenant, User
 from mailgate.sandbox.entra.aadsts import AadstsError
-from mailgate.sandbox.entra.params import GRAPH
-from mailgate.sandbox.entra.platform import IdentityPlatform
+from mailgate.sandbox.entra.identity_platform import IdentityPlatform
 from mailgate.sandbox.exchange.powershell import ShellError, run_script
 from mailgate.sandbox.graph.resources import error_body
 

@@ -141,7 +141,7 @@ Operation = Callable[[GraphContext], Response]
 
 
 def create_graph_router(mail: SandboxMail, service: GraphService | None = None) -> APIRouter:
-    """The Graph routes over ``mail`` (mounted by the identity app's ``create_app``)."""
+    """The Graph routes over ``mail`` (mounted by :func:`mailgate.sandbox.app.create_app`)."""
     graph = service or GraphService(mail)
     router = APIRouter()
 
