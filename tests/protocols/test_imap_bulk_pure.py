@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mailgate.protocols.imap.attachments import split_attachments
+from mailgate.mail.attachments import split_attachments
 from mailgate.protocols.imap.bulk import Base64Decoder, literal_target
 
 

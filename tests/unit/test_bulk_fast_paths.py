@@ -11,14 +11,14 @@ import random
 import re
 from datetime import UTC, datetime
 
-from mailgate.mail.filenames import MAX_NAME_BYTES, _truncate, safe_filename
-from mailgate.mail.save import eml_filename
-from mailgate.protocols.imap.attachments import (
+from mailgate.mail.attachments import (
     _split_params,
     _split_params_scanning,
     split_attachments_checked,
     split_head,
 )
+from mailgate.mail.filenames import MAX_NAME_BYTES, _truncate, safe_filename
+from mailgate.mail.save import eml_filename
 
 RUNS = 20_000
 

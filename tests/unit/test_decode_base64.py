@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mailgate.protocols.imap.attachments import decode_base64, split_attachments_checked
+from mailgate.mail.attachments import decode_base64, split_attachments_checked
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

@@ -6,9 +6,9 @@ import io
 
 import pytest
 
+from mailgate.mail.attachments import split_attachments
 from mailgate.mail.headers import summary_from_headers
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap.attachments import split_attachments
 from mailgate.protocols.imap.bulk import Base64Decoder
 
 

@@ -7,7 +7,7 @@ from email.message import Message
 
 import pytest
 
-from mailgate.protocols.imap.attachments import MimeFields, split_attachments_checked
+from mailgate.mail.attachments import MimeFields, split_attachments_checked
 
 CONTENT_TYPES = [
     'multipart/mixed; boundary="BOUNDARY"',

@@ -5,7 +5,8 @@ MIME boundaries is far cheaper than asking the server for BODYSTRUCTURE and each
 (Dovecot parses every message twice for that) and than a full :mod:`email` parse. Only the MIME
 fields of part headers are read (parameters by the stdlib); bodies are sliced and decoded
 (base64, quoted-printable).
-Section numbers follow IMAP's, so results match :func:`imap_results.attachment_parts`.
+Section numbers follow IMAP's, so results match
+:func:`mailgate.protocols.imap.results.attachment_parts`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,33 @@ import email.header
 import email.utils
 import quopri
 import re
+from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.message import Message
 
 import pybase64
 
-from mailgate.protocols.imap.results import AttachmentPart
-
 __all__ = [
     "MAX_DEPTH",
+    "AttachmentPart",
     "MimeFields",
     "decode_base64",
     "split_attachments",
     "split_attachments_checked",
     "split_head",
 ]
+
+
+@dataclass(frozen=True)
+class AttachmentPart:
+    """One attachment in BODYSTRUCTURE: its section (``"2"``, ``"1.3"``) for BODY.PEEK[n]."""
+
+    section: str
+    content_type: str
+    filename: str | None
+    encoding: str
+    size: int
+
 
 # The empty line after a header block: its first LF is found by a literal search (the CR
 # before it, if any, is stepped back over by hand): ``\r?\n\r?\n`` as one pattern made the

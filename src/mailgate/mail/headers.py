@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
-from mailgate.protocols.base import MessageRef, MessageSummary
+from mailgate.mail.summary import MessageRef, MessageSummary
 
 __all__ = [
     "HeaderFields",

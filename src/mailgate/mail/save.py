@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from mailgate.errors import MailgateError
+from mailgate.mail.attachments import split_attachments_checked
 from mailgate.mail.filenames import (
     create_file,
     publish_at,
@@ -37,8 +38,7 @@ from mailgate.mail.headers import (
     subject_and_date,
     summary_from_fields,
 )
-from mailgate.protocols.base import MessageRef, MessageSummary
-from mailgate.protocols.imap.attachments import split_attachments_checked
+from mailgate.mail.summary import MessageRef, MessageSummary
 
 if TYPE_CHECKING:
     from email.message import Message

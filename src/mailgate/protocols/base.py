@@ -38,6 +38,7 @@ from mailgate.errors import (
     ProtocolError,
     TransportError,
 )
+from mailgate.mail.summary import MessageRef, MessageSummary
 
 __all__ = [
     "DEFAULT_CONNECTIONS",
@@ -195,15 +196,6 @@ class Folder:
 
 
 @dataclass(frozen=True)
-class MessageRef:
-    """Where one message is: its folder and the protocol's id for it."""
-
-    folder: str
-    id: str
-    change_key: str | None = None
-
-
-@dataclass(frozen=True)
 class SearchCriteria:
     """Filters shared by ``get``/``import``; None means "any". Dates are aware datetimes."""
 
@@ -213,24 +205,6 @@ class SearchCriteria:
     since: datetime | None = None
     before: datetime | None = None
     has_attachments: bool | None = None
-
-
-@dataclass(frozen=True)
-class MessageSummary:
-    """Headers and facts about one message, without its body."""
-
-    ref: MessageRef
-    subject: str
-    from_address: str
-    to: tuple[str, ...] = ()
-    cc: tuple[str, ...] = ()
-    date: datetime | None = None
-    message_id: str | None = None
-    size: int | None = None
-    seen: bool = False
-    flagged: bool = False
-    has_attachments: bool | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Mailbox(abc.ABC):

@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, cast
 
 from mailgate.errors import ProtocolError
+from mailgate.mail.attachments import decode_base64, split_attachments
 from mailgate.protocols.base import MessageRef
-from mailgate.protocols.imap.attachments import decode_base64, split_attachments
 from mailgate.protocols.imap.commands import sequence_set
 from mailgate.protocols.imap.fetching import (
     BATCH,

@@ -15,6 +15,7 @@ from email.errors import HeaderParseError
 from urllib.parse import unquote
 
 from mailgate.errors import MailgateError, ProtocolError, TransportError
+from mailgate.mail.attachments import AttachmentPart
 from mailgate.mail.headers import summary_from_headers
 from mailgate.protocols.base import (
     Folder,
@@ -130,17 +131,6 @@ def _expand(text: str) -> list[int]:
         step = 1 if end >= start else -1
         out.extend(range(start, end + step, step))
     return out
-
-
-@dataclass(frozen=True)
-class AttachmentPart:
-    """One attachment in BODYSTRUCTURE: its section (``"2"``, ``"1.3"``) for BODY.PEEK[n]."""
-
-    section: str
-    content_type: str
-    filename: str | None
-    encoding: str
-    size: int
 
 
 def _params(value: Value) -> dict[str, str]:
