@@ -62,8 +62,8 @@ from mailgate.interop.dovecot import (  # noqa: E402
 )
 from mailgate.mail.filenames import reserve_path, safe_filename  # noqa: E402
 from mailgate.protocols.base import MessageRef, SearchCriteria, Security  # noqa: E402
+from mailgate.protocols.imap.adapter import ImapMailbox  # noqa: E402
 from mailgate.protocols.imap.bulk import fetch_many  # noqa: E402
-from mailgate.protocols.imap.mailbox import ImapMailbox  # noqa: E402
 from mailgate.protocols.imap.results import AttachmentPart  # noqa: E402
 from mailgate.protocols.sasl import xoauth2_initial_response  # noqa: E402
 from mailgate.testing import SandboxController  # noqa: E402

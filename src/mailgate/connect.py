@@ -89,7 +89,7 @@ def _split_host(value: str, protocol: Protocol) -> tuple[str, int | None]:
 def _socket_adapter_class(protocol: Protocol) -> Callable[..., Mailbox]:
     # Imported on use: a CLI run for one protocol does not load the others.
     if protocol is Protocol.IMAP:
-        from mailgate.protocols.imap.mailbox import ImapMailbox
+        from mailgate.protocols.imap.adapter import ImapMailbox
 
         return ImapMailbox
     if protocol is Protocol.POP3:

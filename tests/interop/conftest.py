@@ -18,7 +18,7 @@ import pytest
 
 from mailgate.interop.dovecot import MISSING, DovecotServer, start_dovecot
 from mailgate.protocols.base import Security
-from mailgate.protocols.imap.mailbox import ImapMailbox
+from mailgate.protocols.imap.adapter import ImapMailbox
 from mailgate.protocols.pop3 import Pop3Mailbox
 from mailgate.testing import SandboxController
 

@@ -18,8 +18,8 @@ from mailgate.protocols.base import (
     SearchCriteria,
     Security,
 )
+from mailgate.protocols.imap.adapter import ImapMailbox, UidValidityChangedError
 from mailgate.protocols.imap.commands import mailbox_argument
-from mailgate.protocols.imap.mailbox import ImapMailbox, UidValidityChangedError
 from mailgate.testing import SandboxController
 from tests.interop.conftest import (
     alice_claims,

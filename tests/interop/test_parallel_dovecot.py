@@ -16,8 +16,8 @@ from mailgate.interop.dovecot import big_message
 from mailgate.jobs.import_files import FetchSink, SyncMode
 from mailgate.mail.save import DirectorySink
 from mailgate.protocols.base import MailAuthenticationError, MessageRef, SearchCriteria
+from mailgate.protocols.imap.adapter import ImapMailbox
 from mailgate.protocols.imap.bulk import fetch_many
-from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.protocols.imap.parallel import FetchPool
 from mailgate.testing import SandboxController
 from tests.interop.conftest import run

@@ -13,7 +13,7 @@ import pytest
 from mailgate.errors import TransportError
 from mailgate.interop.dovecot import DovecotServer, big_message, put, stream_in_probe
 from mailgate.protocols.base import SearchCriteria, Security
-from mailgate.protocols.imap.mailbox import ImapMailbox
+from mailgate.protocols.imap.adapter import ImapMailbox
 from mailgate.testing import SandboxController
 from tests.interop.conftest import run, token_source
 

@@ -10,7 +10,7 @@ import pytest
 from mailgate.errors import ConfigurationError, InvalidInputError, MailgateError, ProtocolError
 from mailgate.protocols.base import MailAuthenticationError, Security, ThrottledError
 from mailgate.protocols.imap import parallel as imap_parallel
-from mailgate.protocols.imap.mailbox import UidValidityChangedError
+from mailgate.protocols.imap.adapter import UidValidityChangedError
 from mailgate.protocols.imap.parallel import (
     ConnectionRecipe,
     decode_frame_size,

@@ -14,7 +14,7 @@ import ssl
 import sys
 
 from mailgate.protocols.base import SearchCriteria, Security
-from mailgate.protocols.imap.mailbox import ImapMailbox
+from mailgate.protocols.imap.adapter import ImapMailbox
 
 __all__ = ["peak_rss", "probe"]
 

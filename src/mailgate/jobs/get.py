@@ -20,8 +20,8 @@ from mailgate.protocols.base import (
     MessageSummary,
     SearchCriteria,
 )
+from mailgate.protocols.imap.adapter import ImapMailbox
 from mailgate.protocols.imap.bulk import fetch_many
-from mailgate.protocols.imap.mailbox import ImapMailbox
 from mailgate.protocols.imap.parallel import FetchPool, helpers_for
 
 __all__ = ["GetResult", "get_messages"]

@@ -2,7 +2,7 @@
 
 Pure modules (no sockets): ``parser`` (responses → values), ``commands`` (arguments),
 ``results`` (what replies mean), ``attachments`` (a light MIME splitter), ``utf7`` (mailbox
-names). I/O: ``connection`` (one connection), ``mailbox`` (the adapter), ``bulk`` (1,000-message
+names). I/O: ``connection`` (one connection), ``adapter`` (the adapter), ``bulk`` (1,000-message
 fetches streamed to files) and ``parallel`` (helper connections in child processes).
 
 May import: ``mailgate.protocols`` (``base``, ``sasl``, ``_mailstream``, ``_socket_mailbox``),
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from mailgate._faces import lazy_face
 
 if TYPE_CHECKING:
-    from mailgate.protocols.imap.mailbox import ImapMailbox, UidValidityChangedError
+    from mailgate.protocols.imap.adapter import ImapMailbox, UidValidityChangedError
 
 __all__ = ["ImapMailbox", "UidValidityChangedError"]
 
 __getattr__, __dir__ = lazy_face(
-    __name__, {"ImapMailbox": "mailbox", "UidValidityChangedError": "mailbox"}
+    __name__, {"ImapMailbox": "adapter", "UidValidityChangedError": "adapter"}
 )
