@@ -1,4 +1,9 @@
-"""The outbox worker's I/O: one connected adapter per mailbox, and the Sent Items lookup."""
+"""The outbox's I/O other than its table: settings, one connected adapter per mailbox, and
+the Sent Items lookup.
+
+Both :mod:`mailgate.jobs.outbox` and :mod:`mailgate.jobs.outbox_worker` import this module and
+it imports neither, so the worker does not import the module whose ``drain`` starts it.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,18 @@ from mailgate.errors import MailgateError
 from mailgate.jobs.retry import Verdict, classify
 from mailgate.mailboxes import MailboxProfile
 from mailgate.protocols.base import Mailbox, Protocol, SearchCriteria, ThrottledError
+from mailgate.settings import load_settings
+from mailgate.settings.models import OutboxSettings
 from mailgate.store.models import utcnow
 
-__all__ = ["MailboxSender", "in_sent_items"]
+__all__ = ["HEADER_BYTES", "MailboxSender", "in_sent_items", "outbox_settings"]
+
+HEADER_BYTES = 16_384  # enough of the MIME to read its Subject (listings, Sent Items search)
+
+
+def outbox_settings(mailbox: str) -> OutboxSettings:
+    """The ``[outbox]`` settings in force for ``mailbox`` (global → mailbox layers)."""
+    return load_settings(mailbox=mailbox).settings.outbox
 
 
 class MailboxSender:

@@ -9,17 +9,13 @@ Python API::
     outbox_id = enqueue(store, profile, OutgoingMessage(...))   # committed when it returns
     report = asyncio.run(drain(store, connector))               # sends everything due
 
-Life of a row (table ``outbox``)::
-
-    queued ──claim──► sending ──server accepted──► sent
-      ▲                  │ transient failure (4xx, 429/503, ServerBusy), attempts left
-      └──────────────────┤
-                         └ permanent failure or attempts used up ──► failed (last_error)
-
-``sending`` and ``submitted_at`` are committed *before* the message goes to the server and
-``sent`` *after* it accepted, so a crash in between leaves ``sending``; the worker that finds
-such a row never resends it blindly (see :mod:`mailgate.jobs.outbox_worker`). The worker itself
-lives there; this module holds enqueueing and the queries behind ``mailgate outbox``.
+The life of a row (table ``outbox``), its states and the one table of the moves between them
+are in :mod:`mailgate.jobs.outbox_states`; every state this module writes goes through its
+:func:`~mailgate.jobs.outbox_states.check_transition`. ``sending`` and ``submitted_at`` are
+committed *before* the message goes to the server and ``sent`` *after* it accepted, so a crash
+in between leaves ``sending``; the worker that finds such a row never resends it blindly (see
+:mod:`mailgate.jobs.outbox_worker`). The worker itself lives there; this module holds
+enqueueing and the queries behind ``mailgate outbox``.
 """
 
 from __future__ import annotations
@@ -31,22 +27,27 @@ from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailgate.errors import ConfigurationError, InvalidInputError
+from mailgate.jobs._outbox_io import HEADER_BYTES, outbox_settings
+from mailgate.jobs.outbox_states import FINISHED, PENDING, OutboxState, check_transition
 from mailgate.mail.compose import OutgoingMessage
 from mailgate.mail.outgoing import prepare_outgoing
 from mailgate.mailboxes import MailboxProfile
 from mailgate.protocols.base import Operation, Protocol, UnsupportedOperation
-from mailgate.settings import load_settings
 from mailgate.settings.models import OutboxSettings
 from mailgate.store import StateStore
 from mailgate.store.models import OutboxMessage, utcnow
 
+if TYPE_CHECKING:
+    from mailgate.jobs.outbox_worker import DrainReport
+
 __all__ = [
+    "SENDING_PROTOCOLS",
     "STATES",
     "OutboxEntry",
     "drain",
@@ -57,14 +58,8 @@ __all__ = [
     "retry",
 ]
 
-STATES = ("queued", "sending", "sent", "failed")
+STATES = tuple(state.value for state in OutboxState)  # what `--state` accepts
 SENDING_PROTOCOLS = frozenset({Protocol.SMTP, Protocol.EWS, Protocol.GRAPH})
-HEADER_BYTES = 16_384  # enough of the MIME to read its Subject for listings
-
-
-def outbox_settings(mailbox: str) -> OutboxSettings:
-    """The ``[outbox]`` settings in force for ``mailbox`` (global → mailbox layers)."""
-    return load_settings(mailbox=mailbox).settings.outbox
 
 
 def enqueue(
@@ -103,7 +98,7 @@ def enqueue(
     row = OutboxMessage(
         mailbox=profile.name,
         message_id=prepared.message_id,
-        state="queued",
+        state=check_transition(None, OutboxState.QUEUED),
         mime=prepared.mime,
         envelope_from=prepared.envelope_from,
         recipients=list(prepared.recipients),
@@ -138,7 +133,7 @@ async def drain(
     mailbox: str | None = None,
     *,
     until_empty: bool = True,
-) -> Any:
+) -> DrainReport:
     """Send what is queued (for ``mailbox`` or all), within each mailbox's limits.
 
     ``until_empty``: wait through pacing and retry backoff until nothing is left queued;
@@ -146,6 +141,7 @@ async def drain(
     :class:`~mailgate.jobs.outbox_worker.DrainReport`. For clocks, callbacks and following
     the queue, use :class:`~mailgate.jobs.outbox_worker.OutboxWorker` directly.
     """
+    # Imported here so that enqueueing (`mailgate send --queue`) does not load the worker.
     from mailgate.jobs.outbox_worker import Mode, OutboxWorker
 
     worker = OutboxWorker(store, connector)
@@ -245,14 +241,14 @@ def retry(store: StateStore, ids: Sequence[int] = (), *, all_failed: bool = Fals
         if ids:
             query = query.where(OutboxMessage.id.in_(list(ids)))
         else:
-            query = query.where(OutboxMessage.state == "failed")
+            query = query.where(OutboxMessage.state == OutboxState.FAILED)
         found = dict(session.execute(query).all())
         missing = sorted(set(ids) - set(found))
         if missing:
             raise InvalidInputError(
                 "ID", "ids of outbox messages (see `mailgate outbox list`)", _ids(missing)
             )
-        not_failed = sorted(i for i, s in found.items() if s != "failed")
+        not_failed = sorted(i for i, s in found.items() if s != OutboxState.FAILED)
         if not_failed:
             raise ConfigurationError(
                 f"outbox message {_ids(not_failed)} is not failed "
@@ -264,9 +260,9 @@ def retry(store: StateStore, ids: Sequence[int] = (), *, all_failed: bool = Fals
         if chosen:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(chosen), OutboxMessage.state == "failed")
+                .where(OutboxMessage.id.in_(chosen), OutboxMessage.state == OutboxState.FAILED)
                 .values(
-                    state="queued",
+                    state=check_transition(OutboxState.FAILED, OutboxState.QUEUED),
                     attempts=0,
                     next_attempt_at=now,
                     lease_owner=None,
@@ -296,7 +292,7 @@ def purge(
     store: StateStore,
     *,
     older_than: timedelta = timedelta(days=7),
-    states: Sequence[str] = ("sent", "failed"),
+    states: Sequence[str] = FINISHED,
     ids: Sequence[int] = (),
     force: bool = False,
 ) -> int:
@@ -308,7 +304,7 @@ def purge(
     """
     for state in states:
         _check_state(state)
-    unfinished = sorted({"queued", "sending"} & set(states))
+    unfinished = sorted(s for s in PENDING if s in states)
     if unfinished and not force:
         raise ConfigurationError(
             f"refusing to purge {' and '.join(unfinished)} messages: they have not been sent.",
@@ -330,7 +326,7 @@ def purge(
                 raise InvalidInputError(
                     "ID", "ids of outbox messages (see `mailgate outbox list`)", _ids(missing)
                 )
-            busy = sorted(i for i, s in found.items() if s in ("queued", "sending"))
+            busy = sorted(i for i, s in found.items() if s in PENDING)
             if busy and not force:
                 raise ConfigurationError(
                     f"outbox message {_ids(busy)} has not been sent yet.",
@@ -345,7 +341,7 @@ def purge(
         if not force:
             keep_from = now - timedelta(hours=24)
             query = query.where(
-                or_(OutboxMessage.state != "sent", OutboxMessage.sent_at < keep_from)
+                or_(OutboxMessage.state != OutboxState.SENT, OutboxMessage.sent_at < keep_from)
             )
         result = session.execute(query)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -19,6 +19,10 @@ profile for the same address is), its Sent Items is searched for the stable Mess
 moments): found means ``sent``; not found means the server never accepted it, and it is queued
 again. Without a way to read the mailbox (SMTP only) the row becomes ``failed`` with "outcome
 unknown after a crash", and ``mailgate outbox retry ID`` sends it after a person has checked.
+
+Every state this module writes goes through
+:func:`~mailgate.jobs.outbox_states.check_transition`, and the claim's pacing verdict is
+:func:`~mailgate.jobs.outbox_states.decide_claim`: here are only the queries and the writes.
 """
 
 from __future__ import annotations
@@ -41,14 +45,17 @@ from sqlalchemy.orm import Session
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, MailgateError
-from mailgate.jobs._outbox_io import MailboxSender, in_sent_items
-from mailgate.jobs.outbox import outbox_settings
-from mailgate.jobs.ratelimit import (
-    DAY,
-    SendLimits,
-    Submission,
-    next_send_time,
+from mailgate.jobs._outbox_io import HEADER_BYTES, MailboxSender, in_sent_items, outbox_settings
+from mailgate.jobs.outbox_states import (
+    COUNTED,
+    PENDING,
+    OutboxState,
+    check_transition,
+    decide_claim,
+    needs_day,
+    submission_window,
 )
+from mailgate.jobs.ratelimit import DAY, SendLimits, Submission
 from mailgate.jobs.retry import Verdict, classify, retry_delay
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.paths import data_dir
@@ -58,7 +65,7 @@ from mailgate.settings.models import OutboxSettings
 from mailgate.store import StateStore
 from mailgate.store.models import OutboxMessage, utcnow
 
-__all__ = ["UNKNOWN_OUTCOME", "DrainReport", "Event", "Mode", "OutboxWorker"]
+__all__ = ["READING_PROTOCOLS", "UNKNOWN_OUTCOME", "DrainReport", "Event", "Mode", "OutboxWorker"]
 
 UNKNOWN_OUTCOME = (
     "outcome unknown after a crash: check Sent Items, then `mailgate outbox retry {id}`"
@@ -191,9 +198,7 @@ class OutboxWorker:
         """Profile names with queued or sending rows."""
         with self.store.session() as session:
             names = session.scalars(
-                select(OutboxMessage.mailbox)
-                .where(OutboxMessage.state.in_(("queued", "sending")))
-                .distinct()
+                select(OutboxMessage.mailbox).where(OutboxMessage.state.in_(PENDING)).distinct()
             ).all()
         return sorted(names)
 
@@ -312,7 +317,7 @@ class OutboxWorker:
                 select(OutboxMessage)
                 .where(
                     OutboxMessage.mailbox == profile.name,
-                    OutboxMessage.state == "queued",
+                    OutboxMessage.state == OutboxState.QUEUED,
                     OutboxMessage.next_attempt_at <= now,
                 )
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -324,37 +329,34 @@ class OutboxWorker:
             if row is None:
                 later = session.scalar(
                     select(func.min(OutboxMessage.next_attempt_at)).where(
-                        OutboxMessage.mailbox == profile.name, OutboxMessage.state == "queued"
+                        OutboxMessage.mailbox == profile.name,
+                        OutboxMessage.state == OutboxState.QUEUED,
                     )
                 )
                 return _Wait(later)
             counted = (
                 OutboxMessage.mailbox.in_(names),
-                OutboxMessage.state.in_(("sending", "sent")),
+                OutboxMessage.state.in_(COUNTED),
                 OutboxMessage.submitted_at.is_not(None),
             )
-            window = (
-                timedelta(minutes=10) if limits.requests_per_10_minutes else timedelta(seconds=60)
-            )
-            recent = _submissions(session, counted, since=now - window)
+            recent = _submissions(session, counted, since=now - submission_window(limits))
             day_total = session.scalar(
                 select(func.coalesce(func.sum(OutboxMessage.recipient_count), 0)).where(
                     *counted, OutboxMessage.submitted_at > now - DAY
                 )
             )
             day: list[Submission] | None = None
-            if int(day_total or 0) + row.recipient_count > limits.recipients_per_day:
+            if needs_day(int(day_total or 0), row.recipient_count, limits):
                 day = _submissions(session, counted, since=now - DAY)
-            try:
-                at = next_send_time(now, limits, row.recipient_count, recent, day)
-            except ValueError as exc:  # more recipients than a day allows: can never go
-                row.state, row.last_error = "failed", f"{exc}; split the recipient list."
-                self._emit("failed", row.id, profile.name, row.last_error)
+            decision = decide_claim(now, limits, row.recipient_count, recent, day)
+            if decision.move_to is None:
+                return _Wait(decision.not_before, paced=True)
+            row.state = check_transition(OutboxState(row.state), decision.move_to)
+            if decision.move_to is OutboxState.FAILED:
+                row.last_error = decision.reason
+                self._emit("failed", row.id, profile.name, decision.reason)
                 self.report.failed += 1
-                return _Wait(now)
-            if at > now:
-                return _Wait(at, paced=True)
-            row.state = "sending"
+                return _Wait(decision.not_before)
             row.submitted_at = now
             row.last_error = None  # while sending, it can only hold why the outcome is unknown
             row.attempts += 1
@@ -385,7 +387,7 @@ class OutboxWorker:
                 # The server may have the message: as after a crash, not sent again blindly.
                 # The row stays "sending" without a lease; _recover looks in Sent Items (after
                 # the grace) or, with nothing to read, fails it for a person to check.
-                self._finish(claim.id, state="sending", last_error=exc.message)
+                self._release(claim.id, exc.message)
                 self._released = True
                 self._emit("uncertain", claim.id, profile.name, exc.message)
                 return
@@ -397,11 +399,11 @@ class OutboxWorker:
                     f"outcome unknown after an unexpected {type(exc).__name__} while sending: "
                     f"check Sent Items, then `mailgate outbox retry {claim.id}`"
                 )
-                self._finish(claim.id, state="failed", last_error=reason)
+                self._finish(claim.id, OutboxState.FAILED, last_error=reason)
                 self.report.unknown += 1
                 self._emit("unknown", claim.id, profile.name, reason)
                 return
-            if self._finish(claim.id, state="sent", sent_at=self.clock(), last_error=None):
+            if self._finish(claim.id, OutboxState.SENT, sent_at=self.clock(), last_error=None):
                 self.report.sent += 1
                 self._emit("sent", claim.id, profile.name, claim.message_id)
             else:  # the lease ran out mid-send and another worker took the row over
@@ -425,20 +427,32 @@ class OutboxWorker:
                     update(OutboxMessage)
                     .where(
                         OutboxMessage.id == outbox_id,
-                        OutboxMessage.state == "sending",
+                        OutboxMessage.state == OutboxState.SENDING,
                         OutboxMessage.lease_owner == self.owner,
                     )
                     .values(lease_until=self.clock() + self.lease)
                 )
 
-    def _finish(self, outbox_id: int, **values: Any) -> bool:
-        """Record the outcome if this worker still holds the row's lease."""
+    def _finish(self, outbox_id: int, to: OutboxState, **values: Any) -> bool:
+        """Move the row out of ``sending`` to ``to`` and drop the lease, if this worker still
+        holds it; False if it does not (nothing is written then)."""
+        return self._write_held(
+            outbox_id, state=check_transition(OutboxState.SENDING, to), **values
+        )
+
+    def _release(self, outbox_id: int, why: str) -> None:
+        """Drop the lease but leave the row in ``sending``, ``why`` its outcome is unknown:
+        crash recovery resolves it as it would a dead worker's row."""
+        self._write_held(outbox_id, last_error=why)
+
+    def _write_held(self, outbox_id: int, **values: Any) -> bool:
+        """Update a row in ``sending`` whose lease this worker holds, ending the lease."""
         with self.store.session(write=True) as session:
             result = session.execute(
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id == outbox_id,
-                    OutboxMessage.state == "sending",
+                    OutboxMessage.state == OutboxState.SENDING,
                     OutboxMessage.lease_owner == self.owner,
                 )
                 .values(lease_owner=None, lease_until=None, **values)
@@ -461,7 +475,7 @@ class OutboxWorker:
             )
             self._finish(
                 claim.id,
-                state="queued",
+                OutboxState.QUEUED,
                 next_attempt_at=self.clock() + timedelta(seconds=delay),
                 last_error=failure.reason,
             )
@@ -471,7 +485,7 @@ class OutboxWorker:
         reason = failure.reason
         if failure.verdict is Verdict.TRANSIENT:
             reason = f"gave up after {claim.attempts} attempts: {reason}"
-        self._finish(claim.id, state="failed", last_error=reason)
+        self._finish(claim.id, OutboxState.FAILED, last_error=reason)
         self.report.failed += 1
         self._emit("failed", claim.id, profile.name, reason)
 
@@ -496,7 +510,10 @@ class OutboxWorker:
                     OutboxMessage.lease_owner,
                     OutboxMessage.lease_until,
                     OutboxMessage.submitted_at,
-                ).where(OutboxMessage.mailbox == profile.name, OutboxMessage.state == "sending")
+                ).where(
+                    OutboxMessage.mailbox == profile.name,
+                    OutboxMessage.state == OutboxState.SENDING,
+                )
             ).all()
         waiting = False
         for outbox_id, owner, until, submitted in stale:
@@ -521,7 +538,7 @@ class OutboxWorker:
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id == outbox_id,
-                    OutboxMessage.state == "sending",
+                    OutboxMessage.state == OutboxState.SENDING,
                     OutboxMessage.lease_owner == owner
                     if owner is not None
                     else OutboxMessage.lease_owner.is_(None),
@@ -536,7 +553,7 @@ class OutboxWorker:
         with self.store.session() as session:
             row = session.get(OutboxMessage, outbox_id)
             assert row is not None
-            message_id, submitted, head = row.message_id, row.submitted_at, row.mime[:16_384]
+            message_id, submitted, head = row.message_id, row.submitted_at, row.mime[:HEADER_BYTES]
             why = row.last_error  # set when the connection broke after the hand-over
         if reader is None:
             reason = UNKNOWN_OUTCOME.format(id=outbox_id)
@@ -544,7 +561,7 @@ class OutboxWorker:
                 reason = f"outcome unknown ({why}): check Sent Items, then " + (
                     f"`mailgate outbox retry {outbox_id}`"
                 )
-            self._finish(outbox_id, state="failed", last_error=reason)
+            self._finish(outbox_id, OutboxState.FAILED, last_error=reason)
             self.report.unknown += 1
             self._emit("unknown", outbox_id, profile.name, reason)
             return
@@ -555,14 +572,14 @@ class OutboxWorker:
                 UNKNOWN_OUTCOME.format(id=outbox_id)
                 + f" (Sent Items of {reader.name} could not be read: {exc.message})"
             )
-            self._finish(outbox_id, state="failed", last_error=reason)
+            self._finish(outbox_id, OutboxState.FAILED, last_error=reason)
             self.report.unknown += 1
             self._emit("unknown", outbox_id, profile.name, reason)
             return
         if found:
             self._finish(
                 outbox_id,
-                state="sent",
+                OutboxState.SENT,
                 sent_at=self.clock(),
                 last_error="interrupted after submission; found in Sent Items, so not resent",
             )
@@ -572,7 +589,7 @@ class OutboxWorker:
         else:
             self._finish(
                 outbox_id,
-                state="queued",
+                OutboxState.QUEUED,
                 next_attempt_at=self.clock(),
                 last_error="interrupted before the server accepted it (not in Sent Items); "
                 "queued again",
