@@ -26,9 +26,8 @@ import shutil
 from collections.abc import Callable, Sequence
 
 from mailgate.errors import MailgateError
-from mailgate.jobs.delivery.common import Delivery, Destination, Landing
-from mailgate.jobs.delivery.directory import DirectoryDelivery
-from mailgate.jobs.delivery.spool import Spool
+from mailgate.jobs.delivery.common import Delivery
+from mailgate.jobs.delivery.route import route
 from mailgate.jobs.import_actions import MailboxActions
 from mailgate.jobs.import_files import Fetched, FetchSink
 from mailgate.jobs.import_keys import DELIVERING, DONE, OVERSIZE, ItemKey, KeyBook
@@ -41,38 +40,6 @@ from mailgate.settings import PostProcess
 from mailgate.store import StateStore
 
 __all__ = ["ImportOptions", "ImportReport", "MessageOutcome", "run_import"]
-
-
-def _destinations(options: ImportOptions, mailbox_name: str) -> tuple[Landing, list[Destination]]:
-    """Where files land (the directory, else the spool), and every destination in order."""
-    landing: Landing
-    if options.to is not None:
-        landing = DirectoryDelivery(options.to, attachments=options.attachments, sync=options.sync)
-    else:
-        landing = Spool(options.spool)
-    destinations: list[Destination] = [landing]
-    if options.webhook:
-        # Imported here: httpx is a start-up cost that --to and --command runs skip.
-        from mailgate.jobs.delivery.webhook import WebhookDelivery
-
-        attachments = options.attachments and options.to is not None
-        destinations.append(
-            WebhookDelivery(
-                options.webhook,
-                options.webhook_secret,
-                job=options.job,
-                mailbox=mailbox_name,
-                attachments=attachments,
-            )
-        )
-    if options.command:
-        from mailgate.jobs.delivery.command import CommandDelivery
-
-        hidden = options.webhook_secret
-        destinations.append(
-            CommandDelivery(options.command, job=options.job, mailbox=mailbox_name, hidden=hidden)
-        )
-    return landing, destinations
 
 
 class _ImportRun:
@@ -96,7 +63,7 @@ class _ImportRun:
         self.actions = MailboxActions(mailbox, policy)
         self.known: dict[ItemKey, LedgerRow] = {}
         self.hashes: dict[str, str] = {}  # content delivered before → where it went
-        self.landing, self.destinations = _destinations(options, mailbox_name)
+        self.landing, self.destinations = route(options, mailbox_name)
 
     async def run(self, on_found: Callable[[int], None]) -> ImportReport:
         try:

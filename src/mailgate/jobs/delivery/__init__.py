@@ -5,7 +5,8 @@
 - :mod:`.directory`: ``--to DIR``, published under deterministic names, one sync per batch;
 - :mod:`.spool`: without ``--to``, a private spool the other destinations read from;
 - :mod:`.webhook`: ``--webhook URL``, signed POSTs (loads httpx: imported only when used);
-- :mod:`.command`: ``--command``, one process per message with a cleaned environment.
+- :mod:`.command`: ``--command``, one process per message with a cleaned environment;
+- :mod:`.route`: which of them an import's options ask for, in order.
 
 The first two are also where a fetched message's file *lands* (:class:`~.common.Landing`);
 the destinations then see each batch in order: the landing's own (a sync), the webhook's, the
