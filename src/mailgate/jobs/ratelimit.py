@@ -30,7 +30,9 @@ from datetime import datetime, timedelta
 
 __all__ = [
     "DAY",
+    "MINUTE",
     "PACING_MARGIN",
+    "TEN_MINUTES",
     "SendLimits",
     "Submission",
     "daily_recipients_wait",
