@@ -10,14 +10,15 @@ import typer
 
 from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import InvalidInputError
+from mailgate.jobs.outbox_states import FINISHED, PENDING, OutboxState
 
 if TYPE_CHECKING:
     from mailgate.jobs.outbox_worker import DrainReport, Mode, OutboxWorker
 
 # Start-up: the outbox, its worker and the state store (SQLAlchemy) are imported inside the
-# commands, so that other commands do not pay for them. The states are spelled out here for
-# the same reason (a unit test keeps them equal to mailgate.jobs.outbox.STATES).
-STATES_HELP = ("queued", "sending", "sent", "failed")
+# commands, so that other commands do not pay for them. The states come from the pure state
+# module, which imports nothing heavy.
+STATES_HELP = tuple(str(state) for state in OutboxState)
 
 app = typer.Typer(help="The durable outbox: queued messages, the sending worker, cleanup.")
 
@@ -67,7 +68,7 @@ def run(
     queued = sum(
         1
         for e in list_entries(store)
-        if e.state in ("queued", "sending") and (not mailbox or e.mailbox in mailbox)
+        if e.state in PENDING and (not mailbox or e.mailbox in mailbox)
     )
     with Progress(
         TextColumn("sending"),
@@ -217,7 +218,7 @@ def purge_(
     age = parse_age(sent_before)
     store = open_store()
     count = purge(
-        store, older_than=age, states=state or ("sent", "failed"), ids=ids or (), force=force
+        store, older_than=age, states=state or tuple(FINISHED), ids=ids or (), force=force
     )
     store.close()
     console.print(f"Purged {count} outbox messages.", markup=False)
