@@ -118,7 +118,7 @@ def test_sizes_over_the_limit_from_the_headers() -> None:
 
 def test_a_protocol_without_sizes_is_not_asked() -> None:
     box = FakeMailbox({}, {"a": 50})
-    box.protocol = Protocol.GRAPH  # type: ignore[misc]
+    box.reports_sizes = False  # type: ignore[misc]
     check = run(BulkFetch(box).sizes_over(refs("a", "b"), LIMIT))
     assert check == SizeCheck(over={}, unknown=frozenset({"a", "b"}))
     assert box.calls == []

@@ -43,7 +43,6 @@ from mailgate.mail.summary import MessageRef, MessageSummary
 __all__ = [
     "DEFAULT_CONNECTIONS",
     "MAX_CONNECTIONS",
-    "SIZELESS_PROTOCOLS",
     "BulkFetch",
     "Folder",
     "MailAuthenticationError",
@@ -79,10 +78,6 @@ class Protocol(StrEnum):
     SMTP = "smtp"
     EWS = "ews"
     GRAPH = "graph"
-
-
-SIZELESS_PROTOCOLS = frozenset({Protocol.GRAPH})
-"""Protocols whose message headers carry no size (Graph has no size property on a message)."""
 
 
 class Security(StrEnum):
@@ -216,6 +211,9 @@ class Mailbox(abc.ABC):
 
     protocol: ClassVar[Protocol]
     operations: ClassVar[frozenset[Operation]]
+    # False where a message's headers carry no size (Graph has no size property on a message):
+    # a bulk fetch then cuts such messages at the limit while streaming instead of asking.
+    reports_sizes: ClassVar[bool] = True
 
     async def __aenter__(self) -> Mailbox:
         await self.connect()
@@ -350,10 +348,10 @@ class BulkFetch:
     async def sizes_over(self, refs: Sequence[MessageRef], limit: int) -> SizeCheck:
         """The sizes of the messages over ``limit`` bytes, and which sizes are not known.
 
-        Default: the sizes ``fetch_headers`` reports (none on :data:`SIZELESS_PROTOCOLS`,
-        which are not asked).
+        Default: the sizes ``fetch_headers`` reports (none where the mailbox does not report
+        sizes: :attr:`Mailbox.reports_sizes`, which are not asked).
         """
-        if self.mailbox.protocol in SIZELESS_PROTOCOLS:
+        if not self.mailbox.reports_sizes:
             return SizeCheck(unknown=frozenset(ref.id for ref in refs))
         sizes = {s.ref.id: s.size for s in await self.mailbox.fetch_headers(refs)}
         return SizeCheck(

@@ -51,6 +51,7 @@ class GraphMailbox(HttpMailbox):
 
     protocol: ClassVar[Protocol] = Protocol.GRAPH
     operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
+    reports_sizes: ClassVar[bool] = False  # a Graph message has no size property
 
     def __init__(
         self,
