@@ -39,8 +39,8 @@ from sqlalchemy import func, select  # noqa: E402
 from mailgate.connect import MailboxConnector  # noqa: E402
 from mailgate.identity import TokenProvider  # noqa: E402
 from mailgate.identity.profiles import CredentialRequest, build_profile  # noqa: E402
-from mailgate.jobs.outbox import enqueue  # noqa: E402
-from mailgate.jobs.outbox_worker import Mode, OutboxWorker  # noqa: E402
+from mailgate.jobs.outbox.operations import enqueue  # noqa: E402
+from mailgate.jobs.outbox.worker import Mode, OutboxWorker  # noqa: E402
 from mailgate.mail.compose import OutgoingMessage  # noqa: E402
 from mailgate.mail.outgoing import prepare_outgoing  # noqa: E402
 from mailgate.mailboxes import MailboxProfile, MailboxStore  # noqa: E402

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mailgate.errors import MailgateError
     from mailgate.identity import AccessToken, TokenProvider
     from mailgate.jobs.get import GetResult, get_messages
-    from mailgate.jobs.importer import ImportOptions, ImportReport, run_import
+    from mailgate.jobs.importing import ImportOptions, ImportReport, run_import
     from mailgate.jobs.outbox import drain, enqueue
     from mailgate.jobs.send import send_message
     from mailgate.mail.compose import Attachment, OutgoingMessage
@@ -45,9 +45,9 @@ _HOMES = {
     "TokenProvider": "identity",
     "GetResult": "jobs.get",
     "get_messages": "jobs.get",
-    "ImportOptions": "jobs.importer",
-    "ImportReport": "jobs.importer",
-    "run_import": "jobs.importer",
+    "ImportOptions": "jobs.importing",
+    "ImportReport": "jobs.importing",
+    "run_import": "jobs.importing",
     "drain": "jobs.outbox",
     "enqueue": "jobs.outbox",
     "send_message": "jobs.send",

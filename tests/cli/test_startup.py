@@ -56,7 +56,8 @@ def test_an_import_to_a_directory_loads_no_http_client(tmp_path: object) -> None
         "from mailgate.cli import main\n"
         f"sys.argv = ['mailgate', 'import', 'nosuch', '--to', {str(tmp_path)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(json.dumps([m for m in ('httpx', 'mailgate.jobs.webhook') if m in sys.modules]))"
+        "loaded = ('httpx', 'mailgate.jobs.importing.webhook')\n"
+        "print(json.dumps([m for m in loaded if m in sys.modules]))"
     )
     env = {"MAILGATE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(

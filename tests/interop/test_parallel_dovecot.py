@@ -13,7 +13,7 @@ import pytest
 
 from mailgate.errors import MailgateError, TransportError
 from mailgate.interop.dovecot import big_message
-from mailgate.jobs.import_files import FetchSink, SyncMode
+from mailgate.jobs.importing.files import FetchSink, SyncMode
 from mailgate.mail.save import DirectorySink
 from mailgate.protocols.base import MailAuthenticationError, MessageRef, SearchCriteria
 from mailgate.protocols.imap.adapter import ImapMailbox

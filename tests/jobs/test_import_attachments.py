@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.jobs.import_files import DirectoryDestination, Fetched
-from mailgate.jobs.import_keys import SyncMode
+from mailgate.jobs.importing.files import DirectoryDestination, Fetched
+from mailgate.jobs.importing.keys import SyncMode
 from mailgate.protocols.base import MessageRef
 from mailgate.protocols.imap.bulk import CLIENT_SPLIT_LIMIT
 from tests.jobs.conftest import make_message

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from mailgate.jobs.webhook import verify_signature
+from mailgate.jobs.importing.webhook import verify_signature
 from mailgate.secret import Secret
 from tests.conftest import assert_no_traceback
 from tests.jobs.conftest import Sandboxed, eml_hashes, make_message, sha

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import select, update
 
-from mailgate.jobs.outbox import enqueue, list_entries
-from mailgate.jobs.outbox_worker import _HOST, Mode, OutboxWorker
-from mailgate.jobs.ratelimit import pacing_interval
+from mailgate.jobs.outbox.operations import enqueue, list_entries
+from mailgate.jobs.outbox.ratelimit import pacing_interval
+from mailgate.jobs.outbox.worker import _HOST, Mode, OutboxWorker
 from mailgate.mail.compose import OutgoingMessage
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.protocols.base import (

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from mailgate.jobs.import_keys import DELIVERED, DELIVERING, DONE, FAILED, OVERSIZE, ItemKey
-from mailgate.jobs.import_state import ImportLedger, LedgerRow
+from mailgate.jobs.importing.keys import DELIVERED, DELIVERING, DONE, FAILED, OVERSIZE, ItemKey
+from mailgate.jobs.importing.ledger import ImportLedger, LedgerRow
 from mailgate.store import open_store
 from mailgate.store.models import ProcessedMessage
 

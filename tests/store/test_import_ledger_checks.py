@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.jobs.import_keys import ItemKey
-from mailgate.jobs.import_machine import DELIVERED, DELIVERING, DONE, FAILED, IllegalTransition
-from mailgate.jobs.import_state import ImportLedger, LedgerRow
+from mailgate.jobs.importing.keys import ItemKey
+from mailgate.jobs.importing.ledger import ImportLedger, LedgerRow
+from mailgate.jobs.importing.machine import DELIVERED, DELIVERING, DONE, FAILED, IllegalTransition
 from mailgate.store import open_store
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from mailgate.admin.apply import GRAPH_CLI_CLIENT_ID as APPLY_CLIENT_ID
 from mailgate.cli.outbox import STATES_HELP
 from mailgate.identity.clouds import GRAPH_CLI_CLIENT_ID
-from mailgate.jobs.import_files import SyncMode as FilesSyncMode
-from mailgate.jobs.import_keys import SyncMode
-from mailgate.jobs.outbox import STATES
+from mailgate.jobs.importing.files import SyncMode as FilesSyncMode
+from mailgate.jobs.importing.keys import SyncMode
+from mailgate.jobs.outbox.operations import STATES
 
 
 def test_outbox_states_in_the_help_are_the_outbox_states() -> None:

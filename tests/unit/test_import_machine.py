@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from mailgate.jobs import import_keys
-from mailgate.jobs.import_machine import (
+from mailgate.jobs.importing import keys as import_keys
+from mailgate.jobs.importing.machine import (
     STEPS,
     TRANSITIONS,
     IllegalTransition,

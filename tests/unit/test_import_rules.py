@@ -8,9 +8,9 @@ import json
 import pytest
 
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.jobs.import_keys import ItemKey, Step, idempotency_key, item_key, next_step
-from mailgate.jobs.postprocess import check_policy, explicit_source, is_oversize
-from mailgate.jobs.webhook import (
+from mailgate.jobs.importing.keys import ItemKey, Step, idempotency_key, item_key, next_step
+from mailgate.jobs.importing.postprocess import check_policy, explicit_source, is_oversize
+from mailgate.jobs.importing.webhook import (
     MessageIdentity,
     check_webhook_url,
     retry_delay,
@@ -141,7 +141,7 @@ def test_payload_carries_bodies_and_attachments() -> None:
 
 
 def test_webhook_urls_are_shown_without_keys() -> None:
-    from mailgate.jobs.webhook import shown_url
+    from mailgate.jobs.importing.webhook import shown_url
 
     assert shown_url("https://u:tok@x.example/api/f?code=K&a=1#f") == "https://x.example/api/f?…"
     assert shown_url("http://127.0.0.1:8080/hook") == "http://127.0.0.1:8080/hook"

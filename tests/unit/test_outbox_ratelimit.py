@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailgate.jobs.ratelimit import (
+from mailgate.jobs.outbox.ratelimit import (
     DAY,
     PACING_MARGIN,
     SendLimits,

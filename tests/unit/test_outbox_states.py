@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
-import mailgate.jobs.outbox_states as states_module
+import mailgate.jobs.outbox.states as states_module
 from mailgate.errors import MailgateError
-from mailgate.jobs.outbox import STATES
-from mailgate.jobs.outbox_states import (
+from mailgate.jobs.outbox.operations import STATES
+from mailgate.jobs.outbox.ratelimit import (
+    DAY,
+    SendLimits,
+    Submission,
+    next_send_time,
+    pacing_interval,
+)
+from mailgate.jobs.outbox.states import (
     COUNTED,
     FINISHED,
     PENDING,
@@ -29,7 +36,6 @@ from mailgate.jobs.outbox_states import (
     needs_day,
     submission_window,
 )
-from mailgate.jobs.ratelimit import DAY, SendLimits, Submission, next_send_time, pacing_interval
 from mailgate.store.models import OutboxMessage
 
 JOBS = Path(states_module.__file__).parent
@@ -156,7 +162,7 @@ def _state_writes(tree: ast.AST) -> list[ast.expr]:
     return writes
 
 
-@pytest.mark.parametrize("module", ["outbox.py", "outbox_worker.py", "_outbox_io.py"])
+@pytest.mark.parametrize("module", ["operations.py", "worker.py", "_shared.py"])
 def test_every_state_write_goes_through_check_transition(module: str) -> None:
     tree = ast.parse((JOBS / module).read_text(encoding="utf-8"))
     for value in _state_writes(tree):
@@ -165,8 +171,8 @@ def test_every_state_write_goes_through_check_transition(module: str) -> None:
 
 
 def test_the_write_finder_finds_the_writes() -> None:
-    writes = _state_writes(ast.parse((JOBS / "outbox_worker.py").read_text(encoding="utf-8")))
-    writes += _state_writes(ast.parse((JOBS / "outbox.py").read_text(encoding="utf-8")))
+    writes = _state_writes(ast.parse((JOBS / "worker.py").read_text(encoding="utf-8")))
+    writes += _state_writes(ast.parse((JOBS / "operations.py").read_text(encoding="utf-8")))
     # enqueue, retry, the claim, and _finish (which every outcome goes through)
     assert len(writes) == 4
     caught = _state_writes(ast.parse('row.state = "sent"\nq.values(state="failed")'))
@@ -187,35 +193,35 @@ def _imported(module: str) -> set[str]:
 
 
 def test_the_worker_and_the_io_do_not_import_the_outbox() -> None:
-    for module in ("outbox_worker.py", "_outbox_io.py", "outbox_states.py"):
-        assert "mailgate.jobs.outbox" not in _imported(module), module
-    assert "mailgate.jobs.outbox_worker" not in _imported("_outbox_io.py")
+    for module in ("worker.py", "_shared.py", "states.py"):
+        assert "mailgate.jobs.outbox.operations" not in _imported(module), module
+    assert "mailgate.jobs.outbox.worker" not in _imported("_shared.py")
 
 
 def test_the_states_module_is_pure() -> None:
-    assert _imported("outbox_states.py") <= {
+    assert _imported("states.py") <= {
         "__future__",
         "collections.abc",
         "dataclasses",
         "datetime",
         "enum",
         "types",
-        "mailgate.jobs.ratelimit",
+        "mailgate.jobs.outbox.ratelimit",
     }
-    source = (JOBS / "outbox_states.py").read_text(encoding="utf-8")
+    source = (JOBS / "states.py").read_text(encoding="utf-8")
     assert ".now(" not in source and "utcnow" not in source
 
 
 def test_importing_the_worker_does_not_load_the_outbox() -> None:
     code = (
-        "import sys, mailgate.jobs.outbox_worker\n"
-        "assert 'mailgate.jobs.outbox' not in sys.modules, 'outbox loaded'\n"
+        "import sys, mailgate.jobs.outbox.worker\n"
+        "assert 'mailgate.jobs.outbox.operations' not in sys.modules, 'outbox loaded'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_all_lists_every_public_name() -> None:
-    for module in ("outbox.py", "outbox_worker.py", "_outbox_io.py", "outbox_states.py"):
+    for module in ("operations.py", "worker.py", "_shared.py", "states.py"):
         tree = ast.parse((JOBS / module).read_text(encoding="utf-8"))
         defined, listed = set(), set()
         for node in tree.body:

@@ -16,10 +16,10 @@ import typer
 from mailgate.cli import _filters as filters
 from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.jobs.import_keys import SyncMode, default_job_name
+from mailgate.jobs.importing.keys import SyncMode, default_job_name
 
 if TYPE_CHECKING:
-    from mailgate.jobs.importer import ImportOptions, ImportReport
+    from mailgate.jobs.importing.run import ImportOptions, ImportReport
     from mailgate.settings import ResolvedSettings
 
 # Start-up: the state store (SQLAlchemy), the importer, rich's progress bar and the settings
@@ -144,15 +144,15 @@ def import_(
     argv = _command(command)
     if webhook is not None:
         # The webhook module (and httpx) only when there is a webhook: start-up time.
-        from mailgate.jobs.webhook import check_webhook_url
+        from mailgate.jobs.importing.webhook import check_webhook_url
 
         check_webhook_url(webhook)
     profile = MailboxStore(data_dir()).get(mailbox)
     connector = MailboxConnector(open_provider(interactive=False))
     connector.prepare(profile)  # the TLS trust loads while the state store's modules do
 
-    from mailgate.jobs.importer import ImportOptions
-    from mailgate.jobs.postprocess import check_policy
+    from mailgate.jobs.importing.postprocess import check_policy
+    from mailgate.jobs.importing.run import ImportOptions
     from mailgate.secret import Secret
     from mailgate.store import open_store
 
@@ -190,7 +190,7 @@ def import_(
     destinations += [f"command {shlex.join(argv)}"] if argv else []
     job_name = job or default_job_name(mailbox, destinations)
     if webhook is not None:  # printed below: never with a key the URL may carry
-        from mailgate.jobs.webhook import shown_url
+        from mailgate.jobs.importing.webhook import shown_url
 
         destinations = [
             f"webhook {shown_url(webhook)}" if d.startswith("webhook ") else d for d in destinations
@@ -241,7 +241,7 @@ async def _run(
     quiet: bool,
 ) -> ImportReport:
     from mailgate.cli._output import progress_bar
-    from mailgate.jobs.importer import run_import
+    from mailgate.jobs.importing.run import run_import
 
     # A bar only where someone watches (a terminal), as for `get --save`.
     with progress_bar("importing", not quiet and sys.stderr.isatty()) as (on_found, advance):

@@ -363,7 +363,7 @@ def send(
         attachments=tuple(Attachment.from_path(p) for p in attach or ()),
     )
     if queue:
-        from mailgate.jobs.outbox import enqueue
+        from mailgate.jobs.outbox.operations import enqueue
         from mailgate.store import open_store
 
         source: OutgoingMessage | bytes = message

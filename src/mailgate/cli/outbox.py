@@ -10,10 +10,10 @@ import typer
 
 from mailgate.cli._output import console, print_json, warn
 from mailgate.errors import InvalidInputError
-from mailgate.jobs.outbox_states import FINISHED, PENDING, OutboxState
+from mailgate.jobs.outbox.states import FINISHED, PENDING, OutboxState
 
 if TYPE_CHECKING:
-    from mailgate.jobs.outbox_worker import DrainReport, Mode, OutboxWorker
+    from mailgate.jobs.outbox.worker import DrainReport, Mode, OutboxWorker
 
 # Start-up: the outbox, its worker and the state store (SQLAlchemy) are imported inside the
 # commands, so that other commands do not pay for them. The states come from the pure state
@@ -52,8 +52,8 @@ def run(
     from mailgate.cli._context import open_provider
     from mailgate.cli._output import err_console, rich_console
     from mailgate.connect import MailboxConnector
-    from mailgate.jobs.outbox import list_entries
-    from mailgate.jobs.outbox_worker import Event, Mode, OutboxWorker
+    from mailgate.jobs.outbox.operations import list_entries
+    from mailgate.jobs.outbox.worker import Event, Mode, OutboxWorker
     from mailgate.mailboxes import MailboxStore
     from mailgate.paths import data_dir
     from mailgate.store import open_store
@@ -148,7 +148,7 @@ def list_(
     from rich.markup import escape
     from rich.table import Table
 
-    from mailgate.jobs.outbox import list_entries
+    from mailgate.jobs.outbox.operations import list_entries
     from mailgate.store import open_store
 
     store = open_store()
@@ -186,7 +186,7 @@ def retry_(
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed message.")] = False,
 ) -> None:
     """Queue failed messages again (their attempts start over)."""
-    from mailgate.jobs.outbox import retry
+    from mailgate.jobs.outbox.operations import retry
     from mailgate.store import open_store
 
     store = open_store()
@@ -212,7 +212,7 @@ def purge_(
     ] = False,
 ) -> None:
     """Delete finished outbox messages (never unsent ones without --force)."""
-    from mailgate.jobs.outbox import parse_age, purge
+    from mailgate.jobs.outbox.operations import parse_age, purge
     from mailgate.store import open_store
 
     age = parse_age(sent_before)

@@ -13,8 +13,8 @@ from rich.markup import escape
 from mailgate.connect import MailboxConnector
 from mailgate.errors import MailgateError
 from mailgate.identity import TokenProvider
-from mailgate.jobs.importer import ImportOptions, run_import
-from mailgate.jobs.postprocess import check_policy
+from mailgate.jobs.importing.postprocess import check_policy
+from mailgate.jobs.importing.run import ImportOptions, run_import
 from mailgate.mailboxes import MailboxStore
 from mailgate.settings import PostProcess
 from mailgate.store import open_store

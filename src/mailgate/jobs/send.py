@@ -3,7 +3,7 @@
 :func:`send_message` builds the MIME (refusing header injection), takes the envelope sender from
 the From address, submits it over the profile's protocol (SMTP, EWS or Graph) and returns its
 Message-ID. It keeps nothing: to accept a message first and send it later within limits, queue it
-in the durable outbox instead (:mod:`mailgate.jobs.outbox`, ``mailgate send --queue``).
+in the durable outbox instead (:mod:`mailgate.jobs.outbox.operations`, ``mailgate send --queue``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailgate.jobs.postprocess import Policy
+from mailgate.jobs.importing.postprocess import Policy
 from mailgate.protocols.base import Mailbox, MessageRef, Operation
 from mailgate.settings import PostProcess
 

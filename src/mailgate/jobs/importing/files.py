@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mailgate.jobs.import_keys import SyncMode
+from mailgate.jobs.importing.keys import SyncMode
 from mailgate.mail.attachments import split_attachments
 from mailgate.mail.filenames import candidate_paths, create_file, publish_at, write_all
 from mailgate.mail.headers import header_block, header_fields, message_id, subject_and_date

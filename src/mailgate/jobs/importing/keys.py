@@ -6,7 +6,7 @@ webhook ``Idempotency-Key`` and the short token in the ``.eml`` file name, so a 
 a crash lands on the same name and carries the same key.
 
 What a recorded state means on restart, and which moves between states are allowed, is
-:mod:`mailgate.jobs.import_machine` (its names are re-exported here, where they used to live).
+:mod:`mailgate.jobs.importing.machine` (its names are re-exported here, where they used to live).
 :class:`KeyBook` keeps one run's keys: each ref parsed once, and back.
 """
 
@@ -17,7 +17,7 @@ import re
 from enum import StrEnum
 from typing import NamedTuple
 
-from mailgate.jobs.import_machine import (
+from mailgate.jobs.importing.machine import (
     DELIVERED,
     DELIVERING,
     DONE,

@@ -8,10 +8,10 @@ SQLAlchemy (the ORM's bulk update, and Core's per-row parameter processing after
 writes cost four times as much, a tenth of an import's client time. Timestamps are converted
 once per batch by the column type, so the stored values are the ones SQLAlchemy would write.
 
-Every state it writes is checked first against :data:`mailgate.jobs.import_machine.TRANSITIONS`
+Every state it writes is checked first against :data:`mailgate.jobs.importing.machine.TRANSITIONS`
 (from the state the row had when this ledger last read or wrote it: within one ``record`` batch,
 the state before the batch), and an illegal one raises
-:class:`~mailgate.jobs.import_machine.IllegalTransition` before anything is written.
+:class:`~mailgate.jobs.importing.machine.IllegalTransition` before anything is written.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from mailgate.jobs.import_keys import ItemKey
-from mailgate.jobs.import_machine import (
+from mailgate.jobs.importing.keys import ItemKey
+from mailgate.jobs.importing.machine import (
     DELIVERED,
     DONE,
     IllegalTransition,

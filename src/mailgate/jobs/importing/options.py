@@ -1,7 +1,7 @@
 """What an import is asked to do (:class:`ImportOptions`) and what became of it
 (:class:`ImportReport`, one :class:`MessageOutcome` per message worth naming).
 
-Re-exported by :mod:`mailgate.jobs.importer`, where callers import them from.
+Re-exported by :mod:`mailgate.jobs.importing.run`, where callers import them from.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mailgate.jobs.import_keys import SyncMode
+from mailgate.jobs.importing.keys import SyncMode
 from mailgate.protocols.base import SearchCriteria
 from mailgate.secret import Secret
 

@@ -1,7 +1,7 @@
 """The import's decisions, one small function each. Pure: no I/O, no clock.
 
 - :func:`plan_run`: which found messages a run delivers, post-processes or skips (by their
-  recorded state, :data:`~mailgate.jobs.import_machine.STEPS`), and which rows recorded
+  recorded state, :data:`~mailgate.jobs.importing.machine.STEPS`), and which rows recorded
   ``delivered`` the search no longer returns;
 - :func:`recover`: what becomes of those rows (post-processed again if still in the folder,
   else done);
@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mailgate.jobs.import_keys import ItemKey
-from mailgate.jobs.import_machine import DELIVERED, DONE, FAILED, Step, next_step
-from mailgate.jobs.import_types import Kind, MessageOutcome
+from mailgate.jobs.importing.keys import ItemKey
+from mailgate.jobs.importing.machine import DELIVERED, DONE, FAILED, Step, next_step
+from mailgate.jobs.importing.options import Kind, MessageOutcome
 from mailgate.protocols.base import MessageRef
 
 if TYPE_CHECKING:
-    from mailgate.jobs.delivery.common import Delivery
-    from mailgate.jobs.import_state import LedgerRow
+    from mailgate.jobs.importing.delivery.common import Delivery
+    from mailgate.jobs.importing.ledger import LedgerRow
 
 __all__ = ["MISSING_NOTE", "RENUMBERED_NOTE", "Plan", "Settled", "plan_run", "recover", "settle"]
 

@@ -15,7 +15,7 @@ The Python API under ``mailgate import``. Per batch (``import.batch_size`` messa
 5. post-processing, then ``done`` (with ``after = keep`` step 4 records ``done`` at once).
 
 A crash anywhere leaves each message in a state the next run finishes from (see
-:mod:`mailgate.jobs.import_keys`): nothing delivered twice, nothing post-processed before its
+:mod:`mailgate.jobs.importing.keys`): nothing delivered twice, nothing post-processed before its
 output was durable. Content hashes catch a message that comes back under a new id.
 """
 
@@ -26,15 +26,15 @@ import shutil
 from collections.abc import Callable, Sequence
 
 from mailgate.errors import MailgateError
-from mailgate.jobs.delivery.common import Delivery
-from mailgate.jobs.delivery.route import route
-from mailgate.jobs.import_actions import MailboxActions
-from mailgate.jobs.import_files import Fetched, FetchSink
-from mailgate.jobs.import_keys import DELIVERING, DONE, OVERSIZE, ItemKey, KeyBook
-from mailgate.jobs.import_plan import plan_run, recover, settle
-from mailgate.jobs.import_state import ImportLedger, LedgerRow
-from mailgate.jobs.import_types import ImportOptions, ImportReport, MessageOutcome
-from mailgate.jobs.postprocess import Policy
+from mailgate.jobs.importing.actions import MailboxActions
+from mailgate.jobs.importing.delivery.common import Delivery
+from mailgate.jobs.importing.delivery.route import route
+from mailgate.jobs.importing.files import Fetched, FetchSink
+from mailgate.jobs.importing.keys import DELIVERING, DONE, OVERSIZE, ItemKey, KeyBook
+from mailgate.jobs.importing.ledger import ImportLedger, LedgerRow
+from mailgate.jobs.importing.options import ImportOptions, ImportReport, MessageOutcome
+from mailgate.jobs.importing.plan import plan_run, recover, settle
+from mailgate.jobs.importing.postprocess import Policy
 from mailgate.protocols.base import BulkFetch, Mailbox, MessageRef, SearchCriteria
 from mailgate.settings import PostProcess
 from mailgate.store import StateStore

@@ -8,7 +8,7 @@ Pure functions (no network) plus :class:`WebhookClient`, the thin httpx part.
 - **Signature**: ``X-Mailgate-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`` with
   the job's webhook secret; receivers verify with :func:`verify_signature` (constant time).
 - **Idempotency**: ``Idempotency-Key`` is stable per message (see
-  :func:`mailgate.jobs.import_keys.idempotency_key`), so a redelivery after a crash carries the
+  :func:`mailgate.jobs.importing.keys.idempotency_key`), so a redelivery after a crash carries the
   same key and the receiver can drop it.
 - **Retries**: 2xx is delivered. 408, 425, 429, 5xx and network failures are retried a few times
   with backoff (``Retry-After`` honoured up to a cap); any other status is final at once (a 400 or

@@ -2,7 +2,7 @@
 
 Python API::
 
-    from mailgate.jobs.outbox import enqueue, drain
+    from mailgate.jobs.outbox.operations import enqueue, drain
     from mailgate.store import open_store
 
     store = open_store()
@@ -10,11 +10,11 @@ Python API::
     report = asyncio.run(drain(store, connector))               # sends everything due
 
 The life of a row (table ``outbox``), its states and the one table of the moves between them
-are in :mod:`mailgate.jobs.outbox_states`; every state this module writes goes through its
-:func:`~mailgate.jobs.outbox_states.check_transition`. ``sending`` and ``submitted_at`` are
+are in :mod:`mailgate.jobs.outbox.states`; every state this module writes goes through its
+:func:`~mailgate.jobs.outbox.states.check_transition`. ``sending`` and ``submitted_at`` are
 committed *before* the message goes to the server and ``sent`` *after* it accepted, so a crash
 in between leaves ``sending``; the worker that finds such a row never resends it blindly (see
-:mod:`mailgate.jobs.outbox_worker`). The worker itself lives there; this module holds
+:mod:`mailgate.jobs.outbox.worker`). The worker itself lives there; this module holds
 enqueueing and the queries behind ``mailgate outbox``.
 """
 
@@ -33,8 +33,8 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailgate.errors import ConfigurationError, InvalidInputError
-from mailgate.jobs._outbox_io import HEADER_BYTES, outbox_settings
-from mailgate.jobs.outbox_states import FINISHED, PENDING, OutboxState, check_transition
+from mailgate.jobs.outbox._shared import HEADER_BYTES, outbox_settings
+from mailgate.jobs.outbox.states import FINISHED, PENDING, OutboxState, check_transition
 from mailgate.mail.compose import OutgoingMessage
 from mailgate.mail.outgoing import prepare_outgoing
 from mailgate.mailboxes import MailboxProfile
@@ -44,7 +44,7 @@ from mailgate.store import StateStore
 from mailgate.store.models import OutboxMessage, utcnow
 
 if TYPE_CHECKING:
-    from mailgate.jobs.outbox_worker import DrainReport
+    from mailgate.jobs.outbox.worker import DrainReport
 
 __all__ = [
     "SENDING_PROTOCOLS",
@@ -138,11 +138,11 @@ async def drain(
 
     ``until_empty``: wait through pacing and retry backoff until nothing is left queued;
     otherwise send only what is due now. Returns a
-    :class:`~mailgate.jobs.outbox_worker.DrainReport`. For clocks, callbacks and following
-    the queue, use :class:`~mailgate.jobs.outbox_worker.OutboxWorker` directly.
+    :class:`~mailgate.jobs.outbox.worker.DrainReport`. For clocks, callbacks and following
+    the queue, use :class:`~mailgate.jobs.outbox.worker.OutboxWorker` directly.
     """
     # Imported here so that enqueueing (`mailgate send --queue`) does not load the worker.
-    from mailgate.jobs.outbox_worker import Mode, OutboxWorker
+    from mailgate.jobs.outbox.worker import Mode, OutboxWorker
 
     worker = OutboxWorker(store, connector)
     mode = Mode.UNTIL_EMPTY if until_empty else Mode.ONCE

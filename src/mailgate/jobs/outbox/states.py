@@ -1,7 +1,8 @@
 """The outbox's states, the one table of moves between them, and the claim decision. Pure.
 
-No clock, no SQL, no I/O: :mod:`mailgate.jobs.outbox` and :mod:`mailgate.jobs.outbox_worker`
-read the rows and the time, ask here, and write what the answer allows.
+No clock, no SQL, no I/O: :mod:`mailgate.jobs.outbox.operations` and
+:mod:`mailgate.jobs.outbox.worker` read the rows and the time, ask here, and write what the
+answer allows.
 
 Theory of operation. A row of table ``outbox`` is in one of four states, stored as the
 strings of :class:`OutboxState` (the values are in the database and must never change).
@@ -30,8 +31,9 @@ accepted, so a crash in between leaves ``sending`` and nothing is sent twice bli
 
 The claim decision (:func:`decide_claim`): given the due row's recipient count and the
 submissions the store recorded (rows in :data:`COUNTED` states), the row either moves to
-``sending`` now, stays ``queued`` until the rate limits of :mod:`mailgate.jobs.ratelimit` allow
-it, or moves to ``failed`` because no day could ever hold its recipients.
+``sending`` now, stays ``queued`` until the rate limits of
+:mod:`mailgate.jobs.outbox.ratelimit` allow it, or moves to ``failed`` because no day could
+ever hold its recipients.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from mailgate.jobs.ratelimit import MINUTE, TEN_MINUTES, SendLimits, Submission, next_send_time
+from mailgate.jobs.outbox.ratelimit import (
+    MINUTE,
+    TEN_MINUTES,
+    SendLimits,
+    Submission,
+    next_send_time,
+)
 
 __all__ = [
     "COUNTED",
@@ -134,7 +142,7 @@ def decide_claim(
     day: Sequence[Submission] | None,
 ) -> ClaimDecision:
     """The due row's fate at ``now``. ``recent`` and ``day`` are as for
-    :func:`~mailgate.jobs.ratelimit.next_send_time` (``day`` None when :func:`needs_day` said
+    :func:`~mailgate.jobs.outbox.ratelimit.next_send_time` (``day`` None when :func:`needs_day` said
     no)."""
     try:
         at = next_send_time(now, limits, recipients, recent, day)

@@ -1,12 +1,12 @@
 """The outbox worker: claims rows under a lease, paces them, submits, records the outcome.
 
-One asyncio task per mailbox profile. Each loop claims the next due row in one write
-transaction that also decides the pacing (:func:`~mailgate.jobs.ratelimit.next_send_time` over
-the submissions the store recorded for the mailbox's address, whichever profile, worker or
-process made them). On SQLite the transaction starts with ``BEGIN IMMEDIATE``, so claims are
-serialised between processes; on PostgreSQL the row is taken with ``FOR UPDATE SKIP LOCKED``
-and a transaction-scoped advisory lock per address serialises the pacing decision. Either way
-two workers never claim the same row and never both take the same pacing slot.
+One asyncio task per mailbox profile. Each loop claims the next due row in one write transaction
+that also decides the pacing (:func:`~mailgate.jobs.outbox.ratelimit.next_send_time` over the
+submissions the store recorded for the mailbox's address, whichever profile, worker or process
+made them). On SQLite the transaction starts with ``BEGIN IMMEDIATE``, so claims are serialised
+between processes; on PostgreSQL the row is taken with ``FOR UPDATE SKIP LOCKED`` and a
+transaction-scoped advisory lock per address serialises the pacing decision. Either way two
+workers never claim the same row and never both take the same pacing slot.
 
 Crash recovery. A row left in ``sending`` whose lease has run out, or whose owner is a dead
 process on this host, had an unknown outcome: the server may or may not have accepted it. So
@@ -21,8 +21,8 @@ again. Without a way to read the mailbox (SMTP only) the row becomes ``failed`` 
 unknown after a crash", and ``mailgate outbox retry ID`` sends it after a person has checked.
 
 Every state this module writes goes through
-:func:`~mailgate.jobs.outbox_states.check_transition`, and the claim's pacing verdict is
-:func:`~mailgate.jobs.outbox_states.decide_claim`: here are only the queries and the writes.
+:func:`~mailgate.jobs.outbox.states.check_transition`, and the claim's pacing verdict is
+:func:`~mailgate.jobs.outbox.states.decide_claim`: here are only the queries and the writes.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ from sqlalchemy.orm import Session
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, MailgateError
-from mailgate.jobs._outbox_io import HEADER_BYTES, MailboxSender, in_sent_items, outbox_settings
-from mailgate.jobs.outbox_states import (
+from mailgate.jobs.outbox._shared import HEADER_BYTES, MailboxSender, in_sent_items, outbox_settings
+from mailgate.jobs.outbox.ratelimit import DAY, SendLimits, Submission
+from mailgate.jobs.outbox.retry import Verdict, classify, retry_delay
+from mailgate.jobs.outbox.states import (
     COUNTED,
     PENDING,
     OutboxState,
@@ -55,8 +57,6 @@ from mailgate.jobs.outbox_states import (
     needs_day,
     submission_window,
 )
-from mailgate.jobs.ratelimit import DAY, SendLimits, Submission
-from mailgate.jobs.retry import Verdict, classify, retry_delay
 from mailgate.mailboxes import MailboxProfile, MailboxStore
 from mailgate.paths import data_dir
 from mailgate.processes import other_process_alive

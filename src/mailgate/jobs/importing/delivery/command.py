@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 
-from mailgate.jobs.delivery.common import Delivery, Destination
+from mailgate.jobs.importing.delivery.common import Delivery, Destination
 from mailgate.secret import Secret
 
 __all__ = ["SHARED_ENV", "CommandDelivery", "command_env"]

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailgate.jobs.import_files import Fetched, SavedFiles
-from mailgate.jobs.import_keys import ItemKey
+from mailgate.jobs.importing.files import Fetched, SavedFiles
+from mailgate.jobs.importing.keys import ItemKey
 
 __all__ = ["Delivery", "Destination", "Landing"]
 

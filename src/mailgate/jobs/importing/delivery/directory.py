@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailgate.jobs.delivery.common import Delivery, Landing
-from mailgate.jobs.import_files import DirectoryDestination, SyncMode
+from mailgate.jobs.importing.delivery.common import Delivery, Landing
+from mailgate.jobs.importing.files import DirectoryDestination, SyncMode
 
 __all__ = ["DirectoryDelivery"]
 

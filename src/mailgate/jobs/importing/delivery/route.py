@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mailgate.jobs.delivery.common import Destination, Landing
-from mailgate.jobs.delivery.directory import DirectoryDelivery
-from mailgate.jobs.delivery.spool import Spool
-from mailgate.jobs.import_types import ImportOptions
+from mailgate.jobs.importing.delivery.common import Destination, Landing
+from mailgate.jobs.importing.delivery.directory import DirectoryDelivery
+from mailgate.jobs.importing.delivery.spool import Spool
+from mailgate.jobs.importing.options import ImportOptions
 
 __all__ = ["route"]
 
@@ -20,7 +20,7 @@ def route(options: ImportOptions, mailbox_name: str) -> tuple[Landing, list[Dest
     destinations: list[Destination] = [landing]
     if options.webhook:
         # Imported here: httpx is a start-up cost that --to and --command runs skip.
-        from mailgate.jobs.delivery.webhook import WebhookDelivery
+        from mailgate.jobs.importing.delivery.webhook import WebhookDelivery
 
         attachments = options.attachments and options.to is not None
         destinations.append(
@@ -33,7 +33,7 @@ def route(options: ImportOptions, mailbox_name: str) -> tuple[Landing, list[Dest
             )
         )
     if options.command:
-        from mailgate.jobs.delivery.command import CommandDelivery
+        from mailgate.jobs.importing.delivery.command import CommandDelivery
 
         hidden = options.webhook_secret
         destinations.append(

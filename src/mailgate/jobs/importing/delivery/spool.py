@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailgate.jobs.delivery.common import Delivery, Landing
-from mailgate.jobs.import_files import remove_stale_parts
+from mailgate.jobs.importing.delivery.common import Delivery, Landing
+from mailgate.jobs.importing.files import remove_stale_parts
 
 __all__ = ["Spool"]
 

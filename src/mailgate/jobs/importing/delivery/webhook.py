@@ -1,5 +1,5 @@
 """``--webhook URL``: each message POSTed as signed JSON, a few at a time, retried by the rule
-of :mod:`mailgate.jobs.webhook`; a message without a 2xx is failed."""
+of :mod:`mailgate.jobs.importing.webhook`; a message without a 2xx is failed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailgate.jobs.delivery.common import Delivery, Destination
-from mailgate.jobs.webhook import MessageIdentity, WebhookClient, webhook_payload
+from mailgate.jobs.importing.delivery.common import Delivery, Destination
+from mailgate.jobs.importing.webhook import MessageIdentity, WebhookClient, webhook_payload
 from mailgate.secret import Secret
 
 __all__ = ["CONCURRENCY", "WebhookDelivery"]

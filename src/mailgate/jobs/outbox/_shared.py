@@ -1,8 +1,8 @@
 """The outbox's I/O other than its table: settings, one connected adapter per mailbox, and
 the Sent Items lookup.
 
-Both :mod:`mailgate.jobs.outbox` and :mod:`mailgate.jobs.outbox_worker` import this module and
-it imports neither, so the worker does not import the module whose ``drain`` starts it.
+Both :mod:`mailgate.jobs.outbox.operations` and :mod:`mailgate.jobs.outbox.worker` import this
+module and it imports neither, so the worker does not import the module whose ``drain`` starts it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from email.policy import compat32
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import MailgateError
-from mailgate.jobs.retry import Verdict, classify
+from mailgate.jobs.outbox.retry import Verdict, classify
 from mailgate.mailboxes import MailboxProfile
 from mailgate.protocols.base import Mailbox, Protocol, SearchCriteria, ThrottledError
 from mailgate.settings import load_settings
