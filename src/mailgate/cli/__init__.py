@@ -234,7 +234,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole product end to end against the embedded sandbox."""
-    from mailgate.demo.run import run_demo
+    from mailgate.demo import run_demo
 
     if run_demo(workdir, rich_console(console)):
         raise typer.Exit(1)
