@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shlex
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,9 @@ class StateStore:
         except IntegrityError:
             raise  # a constraint the caller relies on (e.g. "already queued"): theirs to handle
         except DBAPIError as exc:
+            unusable = _unusable_file(self.engine.url, exc)
+            if unusable is not None:
+                raise unusable from exc
             raise StoreError(
                 f"the state store at {self.url} failed: {_reason(exc)}.",
                 "check that the database is reachable and the disk is not full, then retry.",
@@ -143,6 +147,59 @@ class StateStore:
 def _reason(exc: SQLAlchemyError) -> str:
     original = getattr(exc, "orig", None) or exc
     return str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+
+
+# SQLite's primary result codes (https://sqlite.org/rescode.html) for a file that is no SQLite
+# database at all, and for one whose pages are damaged (cut short, overwritten).
+_SQLITE_NOTADB = 26
+_SQLITE_CORRUPT = 11
+
+
+def _unusable_file(url: URL, exc: BaseException) -> StoreError | None:
+    """The error for a SQLite state file that is not a database or is damaged, else None.
+
+    Such a file never heals by retrying or by checking the URL, the server or the disk: the
+    message names the file and what is wrong with it, the remedy how to start again and what
+    that loses.
+    """
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    reason = _reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+    if primary == _SQLITE_NOTADB or "not a database" in reason:
+        what = f"{path} is not a mailgate state database (SQLite: {reason})"
+    elif primary == _SQLITE_CORRUPT or "malformed" in reason:
+        what = f"{path} is damaged{_truncation(Path(path))} (SQLite: {reason})"
+    else:
+        return None
+    quoted = shlex.quote(path)
+    return StoreError(
+        f"{what}.",
+        # The -wal and -shm files go too: SQLite would replay an old WAL into the new file.
+        f"move it aside with its -wal and -shm files if any (mv {quoted} {quoted}.damaged) "
+        "and run again: mailgate creates a new, "
+        "empty state database, which has lost the import ledger (imports deliver again the mail "
+        "still in their folders) and the outbox (queued messages are not sent). Restore a backup "
+        "of the file instead if you have one.",
+    )
+
+
+def _truncation(path: Path) -> str:
+    """``": cut short, N of M bytes"`` when the file is shorter than its header says."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError:
+        return ""
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return ""
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    expected = page_size * int.from_bytes(header[28:32], "big")
+    return f": cut short, {size} of {expected} bytes" if 0 <= size < expected else ""
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -226,14 +283,13 @@ def open_store(url: str | None = None) -> StateStore:
             "reinstall mailgate (its dependencies include psycopg for PostgreSQL).",
         ) from exc
     except (DBAPIError, OSError) as exc:
+        unusable = _unusable_file(parsed, exc)
+        if unusable is not None:
+            raise unusable from exc
         reason = _reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-        damaged = parsed.get_backend_name() == "sqlite" and "not a database" in reason
         raise StoreError(
             f"cannot open the state store at {_shown(parsed)}: {reason}.",
-            f"move {parsed.database} aside (it is damaged or not mailgate's) and run again; "
-            "mailgate starts a new one"
-            if damaged
-            else f"check {ENV_DATABASE_URL}, that the server is running and accepts this user "
+            f"check {ENV_DATABASE_URL}, that the server is running and accepts this user "
             "(with the right to create tables), and that the data directory is writable.",
         ) from exc
     return StateStore(engine)
