@@ -2,7 +2,7 @@
 
 Errors never show a traceback: a :class:`~mailgate.errors.MailgateError` prints its diagnosis and
 remedy and exits with its code (2 for bad input, 1 otherwise); anything else prints one line
-(``MAILGATE_DEBUG=1`` shows the traceback).
+and exits 70. ``MAILGATE_DEBUG=1`` adds the traceback and changes nothing else (not the exit code).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -271,6 +272,8 @@ def main() -> None:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
         code = _app_for(sys.argv[1:])(standalone_mode=False)
     except MailgateError as exc:
+        if os.environ.get("MAILGATE_DEBUG"):
+            traceback.print_exc()
         print_error(exc)
         sys.exit(exc.exit_code)
     except _ABORTS:
@@ -295,7 +298,9 @@ def main() -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(getattr(exc, "exit_code", 2))
         if os.environ.get("MAILGATE_DEBUG"):
-            raise
+            # The traceback is added, never instead of the exit code: scripts that run with
+            # MAILGATE_DEBUG=1 must still see 70 for a bug in mailgate.
+            traceback.print_exc()
         err_console.print(
             f"[bold red]internal error:[/] {exc.__class__.__name__} at "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}. Set MAILGATE_DEBUG=1 for details and "
