@@ -28,7 +28,12 @@ from urllib.parse import urljoin
 import httpx
 
 from mailgate.errors import ConfigurationError, TokenRequestError
+from mailgate.fileio import lock_is_held
 from mailgate.identity._msal import SandboxHttpSession
+
+# The server's name for its lock (mailgate.sandbox.server.LOCK_FILE); the sandbox is not
+# imported at module level, so that importing this module stays cheap.
+_LOCK_FILE = "sandbox.lock"
 
 if TYPE_CHECKING:
     from mailgate.sandbox.exchange.store import MailStore
@@ -83,14 +88,28 @@ class SandboxClient:
 
     @classmethod
     def from_file(cls, path: Path) -> SandboxClient:
-        """Read the description a running sandbox wrote; ConfigurationError if there is none."""
+        """Read the description a running sandbox wrote; ConfigurationError if none is running.
+
+        A sandbox removes its description when it stops; one left by a killed sandbox is told
+        apart by the state directory's lock, which only a running sandbox holds.
+        """
+        path = Path(path)
+        start = "start the sandbox with `mailgate sandbox` first, or set MAILGATE_SANDBOX."
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigurationError(
+                f"no sandbox is running: there is no sandbox description at {path}.", start
+            ) from exc
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
-                f"No sandbox description at {path} ({exc}).",
-                "start the sandbox with `mailgate sandbox` first, or set MAILGATE_SANDBOX.",
+                f"the sandbox description {path} cannot be read ({exc}).", start
             ) from exc
+        lock = path.parent / _LOCK_FILE
+        if lock.exists() and not lock_is_held(lock):
+            raise ConfigurationError(
+                f"no sandbox is running: {path} was left by a sandbox that was killed.", start
+            )
         return cls(data)
 
     # -- what the sandbox looks like ---------------------------------------------------------

@@ -164,11 +164,34 @@ def test_user_state_can_change_at_runtime(sandbox: SandboxController) -> None:
         )
 
 
-def test_state_dir_is_reused(sandbox: SandboxController, tmp_path: Path) -> None:
-    with SandboxController(sandbox.state_dir) as second:
-        assert second.app("mailgate-daemon") == sandbox.app("mailgate-daemon")
-        assert second.base_url != sandbox.base_url
-    assert sandbox.state_dir.exists()  # a given directory is kept
+def test_state_dir_is_reused(tmp_path: Path) -> None:
+    with SandboxController(tmp_path) as first:
+        app, url = first.app("mailgate-daemon"), first.base_url
+    with SandboxController(tmp_path) as second:
+        assert second.app("mailgate-daemon") == app
+        assert second.base_url != url
+    assert tmp_path.exists()  # a given directory is kept
+
+
+def test_second_sandbox_on_a_state_dir_is_refused(sandbox: SandboxController) -> None:
+    from mailgate.errors import ConfigurationError
+
+    before = (sandbox.state_dir / "sandbox.json").read_text()
+    with pytest.raises(ConfigurationError, match="already running"):
+        SandboxController(sandbox.state_dir).start()
+    # The refused one neither rewrote nor removed the running one's description.
+    assert (sandbox.state_dir / "sandbox.json").read_text() == before
+    assert SandboxClient.from_file(sandbox.state_dir / "sandbox.json").stats()
+
+
+def test_stopped_sandbox_leaves_no_live_looking_description(tmp_path: Path) -> None:
+    from mailgate.errors import ConfigurationError
+
+    with SandboxController(tmp_path):
+        assert (tmp_path / "sandbox.json").exists()
+    assert not (tmp_path / "sandbox.json").exists()
+    with pytest.raises(ConfigurationError, match="no sandbox is running"):
+        SandboxClient.from_file(tmp_path / "sandbox.json")
 
 
 def test_answer_device_code_raises_typed_error(sandbox: SandboxController) -> None:

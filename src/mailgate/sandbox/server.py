@@ -28,10 +28,19 @@ everything is. Schema, version 1::
 
 File paths are absolute; ``key_file``/``pfx_file``/``pfx_password`` are null when unknown;
 thumbprints are upper-case hex as the Azure portal shows them.
+
+One sandbox per state directory: a running server holds an exclusive lock on
+``state_dir/sandbox.lock`` (a second server on the same directory is refused) and removes
+``sandbox.json`` when it stops, so the description only exists while it describes a live server
+(after a kill, the lock is free: :func:`mailgate.fileio.lock_is_held` tells a stale description).
+Bad local input (a port in use or out of range, a state directory that is a file, a tenant file
+that does not parse) is a :class:`~mailgate.errors.ConfigurationError` naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import signal
@@ -44,7 +53,8 @@ from typing import Any
 
 import uvicorn
 
-from mailgate.fileio import write_private_file
+from mailgate.errors import ConfigurationError
+from mailgate.fileio import exclusive_lock, write_private_file
 from mailgate.sandbox.app import create_app
 from mailgate.sandbox.directory.resources import EXCHANGE, GRAPH
 from mailgate.sandbox.directory.state import DirectoryState
@@ -61,9 +71,13 @@ from mailgate.sandbox.exchange.access import SandboxMail, build_store
 from mailgate.sandbox.mailservers import MailServers
 from mailgate.sandbox.pki import ensure_pki, load_certificate, thumbprint_sha1, thumbprint_sha256
 
-__all__ = ["DESCRIPTION_FILE", "SandboxServer", "describe", "run_forever"]
+__all__ = ["DESCRIPTION_FILE", "LOCK_FILE", "SandboxServer", "describe", "run_forever"]
 
 DESCRIPTION_FILE = "sandbox.json"
+LOCK_FILE = "sandbox.lock"
+# How long a starting server waits for the state directory's lock: long enough to ride out a
+# client's momentary liveness check (lock_is_held), short enough to refuse a real second server.
+_LOCK_WAIT = 1.0
 
 
 def _describe_app(app: App, directory: TenantFile, now: datetime) -> dict[str, Any]:
@@ -203,6 +217,7 @@ class SandboxServer:
         self._directory: TenantFile | None = None
         self._tenant_file_used = Path()
         self._ca_file = Path()
+        self._lock: contextlib.ExitStack | None = None
 
     @property
     def base_url(self) -> str:
@@ -217,21 +232,104 @@ class SandboxServer:
         return self.state_dir / DESCRIPTION_FILE
 
     def start(self) -> None:
-        """Prepare keys and tenant, bind, serve, and return once requests are accepted."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        """Prepare keys and tenant, bind, serve, and return once requests are accepted.
+
+        Raises :class:`~mailgate.errors.ConfigurationError` for bad local input, before
+        anything is served; whatever was set up by then is released again.
+        """
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(
+                f"port {self.port} is out of range (0-65535).",
+                "choose a port from 1024 to 65535 with --port, or 0 for any free one.",
+            )
+        self._make_state_dir()
+        try:
+            self._lock_state_dir()
+            self._serve()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _make_state_dir(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConfigurationError(
+                f"the sandbox state directory {self.state_dir} cannot be created: a file is in "
+                "the way.",
+                "choose a directory (or a path that does not exist yet) with --state-dir.",
+            ) from exc
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the sandbox state directory {self.state_dir} cannot be created "
+                f"({exc.strerror or exc}).",
+                "choose a directory you can write to with --state-dir.",
+            ) from exc
+
+    def _lock_state_dir(self) -> None:
+        lock = contextlib.ExitStack()
+        try:
+            lock.enter_context(exclusive_lock(self.state_dir / LOCK_FILE, timeout=_LOCK_WAIT))
+        except BlockingIOError as exc:
+            raise ConfigurationError(
+                f"another sandbox is already running on the state directory {self.state_dir} "
+                f"(it holds {self.state_dir / LOCK_FILE}).",
+                "use that sandbox (its sandbox.json says where it listens), stop it first, or "
+                "give this one another --state-dir.",
+            ) from exc
+        self._lock = lock
+
+    def _load_tenant(self, tenant_file: Path) -> TenantFile:
+        try:
+            return load_tenant_file(tenant_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the tenant file {tenant_file} cannot be read ({exc.strerror or exc}).",
+                "give an existing TOML file with --tenant-file, or leave it out for the demo "
+                "tenant.",
+            ) from exc
+        except ValueError as exc:
+            # TOML syntax errors and pydantic's validation errors are both ValueErrors; the
+            # first line says what and where, the rest repeats pydantic's help link.
+            reason = " ".join(" ".join(str(exc).splitlines()[:3]).split())
+            raise ConfigurationError(
+                f"the tenant file {tenant_file} is not a valid tenant: {reason}",
+                "correct the file (docs/sandbox.md describes its format), or leave out "
+                "--tenant-file for the demo tenant.",
+            ) from exc
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            where = f"port {self.port} on {self.host}"
+            if exc.errno == errno.EADDRINUSE:
+                message = f"{where} is already in use."
+            elif exc.errno == errno.EACCES:
+                message = f"{where} needs privileges this process does not have."
+            else:
+                message = f"{where} cannot be used ({exc.strerror or exc})."
+            raise ConfigurationError(
+                message,
+                "choose another port with --port (0 picks a free one), or stop what listens there.",
+            ) from exc
+        return sock
+
+    def _serve(self) -> None:
         pki = ensure_pki(self.state_dir)
         tenant_file = self.tenant_file or write_demo_tenant(self.state_dir)
-        directory = load_tenant_file(tenant_file)
+        directory = self._load_tenant(tenant_file)
         # Apps and Exchange settings changed through Graph or the PowerShell hook last time.
         self.directory_state = DirectoryState(self.state_dir, tenant_file)
         self.directory_state.restore(directory)
         self._tenant_file_used = tenant_file
         self._directory = directory
         # Binding here, not in uvicorn, tells us the port before the thread starts.
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
+        sock = self._bind()
         self._socket = sock
         self.port = sock.getsockname()[1]
         signer = TokenSigner(pki.signing_key, pki.signing_cert)
@@ -307,7 +405,7 @@ class SandboxServer:
         self._write_description()
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread; safe to call twice."""
+        """Stop serving, remove ``sandbox.json`` and release the lock; safe to call twice."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -318,6 +416,12 @@ class SandboxServer:
             self.mail_servers.stop()
             self.mail_servers = None
         self._server = self._thread = None
+        if self._lock is not None:
+            # Only the lock holder wrote the description: a stopped sandbox must not leave one
+            # that clients would take for a live server.
+            self.description_file.unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> SandboxServer:
         self.start()
@@ -342,7 +446,12 @@ def run_forever(state_dir: Path, port: int = 0, tenant_file: Path | None = None)
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     server = SandboxServer(state_dir, port, tenant_file)
     try:
-        server.start()
+        server.start()  # on failure it has released what it took; nothing was served
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    try:
         print(f"mailgate sandbox listening on {server.base_url}", flush=True)
         print(f"description (holds demo secrets): {server.description_file}", flush=True)
         print(f"CA certificate to trust: {server.description['ca_file']}", flush=True)
