@@ -9,13 +9,17 @@
   decodes its base64 straight into a file, so a large message is never held whole in memory.
 
 Replies are parsed with expat (ElementTree); a DOCTYPE is refused outright, since SOAP forbids
-it and it is the only way entity tricks get in.
+it and it is the only way entity tricks get in. Exchange writes mail text as it is, control
+characters included (as ``&#x1B;``-style references, or raw), which XML 1.0 forbids and expat
+rejects: :func:`strip_xml_forbidden` drops those characters before any parse, so one message's
+Subject cannot make a whole folder unreadable.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ __all__ = [
     "parse_summaries",
     "parse_sync",
     "response_messages",
+    "strip_xml_forbidden",
 ]
 
 _T = f"{{{TYPES_NS}}}"
@@ -157,7 +162,64 @@ def error_from_http(
     )
 
 
+# What XML 1.0's Char production leaves out and a server may still send: C0 controls other than
+# TAB, LF and CR, raw; U+FFFE and U+FFFF, raw (in UTF-8; a lone surrogate cannot be valid
+# UTF-8); and any numeric character reference, which _keep_reference judges by its number.
+_FORBIDDEN = re.compile(
+    rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]|&#(x[0-9A-Fa-f]+|[0-9]+);"
+)
+# The start of a reference or of U+FFFE/U+FFFF that the next chunk of a stream may complete.
+_PARTIAL_REFERENCE = re.compile(rb"&(?:#(?:x[0-9A-Fa-f]*|[0-9]*))?")
+
+
+def _xml_char(code: int) -> bool:
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _keep_reference(match: re.Match[bytes]) -> bytes:
+    number = match[1]
+    if number is None:  # a raw forbidden character
+        return b""
+    # Leading zeros are allowed, and a huge number is as forbidden as a small one.
+    digits = number[1:].lstrip(b"0") if number[:1] == b"x" else number.lstrip(b"0")
+    if len(digits) > 8:
+        return b""
+    code = int(number[1:], 16) if number[:1] == b"x" else int(number)
+    return match[0] if _xml_char(code) else b""
+
+
+def strip_xml_forbidden(body: bytes) -> bytes:
+    """``body`` (UTF-8 XML) without the characters XML 1.0 forbids, raw or as ``&#…;``.
+
+    What other EWS clients do before parsing: the C0 controls but TAB, LF and CR, U+FFFE,
+    U+FFFF, and references to those, to surrogates or beyond U+10FFFF are dropped; everything
+    else, DEL and the C1 controls included (XML allows them), is left exactly as it was. Not
+    CDATA-aware: SOAP replies carry none.
+    """
+    return _FORBIDDEN.sub(_keep_reference, body)
+
+
+def _held_back(data: bytes) -> int:
+    """Where the part of ``data`` that can be filtered now ends: before a trailing ``&``, ``&#``,
+    ``&#x1`` … or a trailing first part of U+FFFE/U+FFFF, which the next chunk may complete."""
+    end = len(data)
+    if data.endswith(b"\xef"):
+        end -= 1
+    elif data.endswith(b"\xef\xbf"):
+        end -= 2
+    amp = data.rfind(b"&", 0, end)
+    if amp != -1 and _PARTIAL_REFERENCE.fullmatch(data, amp, end):
+        end = amp
+    return end
+
+
 def _parse(body: bytes) -> ET.Element:
+    body = strip_xml_forbidden(body)
     if b"<!DOCTYPE" in body:
         raise ProtocolError("EWS reply contains a DOCTYPE.", "check the EWS URL; report this.")
     try:
@@ -409,6 +471,7 @@ class MimeStreamDecoder:
         self._in_mime = False
         self._seen_mime = False
         self._pending = ""
+        self._held = b""  # a chunk's tail that may be the start of a forbidden character
         self.written = 0
 
     def _doctype(self, *args: object) -> None:
@@ -443,19 +506,22 @@ class MimeStreamDecoder:
         self.written += len(data)
 
     def feed(self, chunk: bytes) -> None:
+        data = self._held + chunk if self._held else chunk
+        end = _held_back(data)
+        self._held = data[end:]
+        self._parse(strip_xml_forbidden(data[:end]), final=False)
+
+    def _parse(self, data: bytes, *, final: bool) -> None:
         if not self._seen_mime:
-            self._head += chunk
+            self._head += data
         try:
-            self._parser.Parse(chunk, False)
+            self._parser.Parse(data, final)
         except expat.ExpatError as exc:
             raise ProtocolError(f"EWS reply is not XML ({exc}).", "check the EWS URL.") from exc
 
     def close(self) -> int:
         """Finish; returns bytes written. Raises the mapped error if there was no MimeContent."""
-        try:
-            self._parser.Parse(b"", True)
-        except expat.ExpatError as exc:
-            raise ProtocolError(f"EWS reply is not XML ({exc}).", "check the EWS URL.") from exc
+        self._parse(strip_xml_forbidden(self._held), final=True)
         if not self._seen_mime:
             response_messages(bytes(self._head), mailbox=self._mailbox, app_only=self._app_only)
             raise ProtocolError("EWS returned no MimeContent for the item.", "report this reply.")
