@@ -6,10 +6,16 @@ the operation element, the ``ExchangeImpersonation`` target and ``RequestServerV
 Every response carries ``ServerVersionInfo`` in its header, as Exchange Online's do (clients
 such as exchangelib learn the server version from it). Documents with a DOCTYPE are refused
 before parsing, so entity expansion never happens (the stdlib parser, no extra dependency).
+
+Mail text goes out as Exchange Online is reported to send it: control characters that XML 1.0
+forbids are not removed but written as numeric character references (``&#x1B;``), which strict
+parsers refuse (see docs/sandbox.md; a best guess from client bug reports, not a documented
+fact). ElementTree would write them raw; :func:`_as_exchange_writes` turns them into references.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -139,6 +145,15 @@ def parse_request(data: bytes) -> SoapRequest:
     return SoapRequest(operation.tag[len(MNS) + 2 :], operation, impersonation, version)
 
 
+_FORBIDDEN_RAW = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _as_exchange_writes(document: bytes) -> bytes:
+    # Only text and attribute values can hold such bytes (the tags are ours), and in UTF-8
+    # these bytes are always the characters themselves, never part of a longer sequence.
+    return _FORBIDDEN_RAW.sub(lambda match: b"&#x%X;" % match[0][0], document)
+
+
 def _server_version(header: ET.Element) -> None:
     ET.SubElement(header, t("ServerVersionInfo"), SERVER_VERSION)
 
@@ -149,7 +164,7 @@ def envelope(body_content: Iterable[ET.Element]) -> bytes:
     _server_version(ET.SubElement(root, f"{{{SOAPNS}}}Header"))
     body = ET.SubElement(root, f"{{{SOAPNS}}}Body")
     body.extend(body_content)
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    return _as_exchange_writes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def response_message(
@@ -199,4 +214,4 @@ def fault(code: str, message: str, values: dict[str, str] | None = None) -> byte
         xml = sub(detail, t("MessageXml"))
         for name, value in values.items():
             sub(xml, t("Value"), value, Name=name)
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    return _as_exchange_writes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
