@@ -3,6 +3,10 @@
 rich loads on the first output that needs it, not at start-up: ``console`` and ``err_console``
 stand for rich consoles and become one on first use (:func:`rich_console` hands out the real
 one for rich's own classes, e.g. a progress bar).
+
+Mail-controlled text (subjects, names, addresses, server replies) reaches the terminal only
+through :func:`visible` (or :func:`escape`, :func:`warn`, :func:`print_error`, which apply it):
+a control character is shown as its ``\\xNN`` escape, never sent to the terminal to act.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "read_secret",
     "rich_console",
     "show_library_warnings",
+    "visible",
     "warn",
     "warn_once",
 ]
@@ -78,19 +83,39 @@ def rich_console(which: Console) -> Console:
     return which.get() if isinstance(which, _LazyConsole) else which
 
 
+# C0 controls, DEL and C1 controls: ESC and CSI (U+009B) start terminal escape sequences, CR
+# and BS overwrite what was printed, BEL rings. Shown as Python writes them in a str's repr
+# (``\x1b``): plain ASCII that every terminal and log shows, and that says which byte it was.
+_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+_VISIBLE = str.maketrans({code: f"\\x{code:02x}" for code in _CONTROLS})
+_VISIBLE_LINES = str.maketrans({code: f"\\x{code:02x}" for code in _CONTROLS if code != 0x0A})
+
+
+def visible(text: str, *, lines: bool = False) -> str:
+    """``text`` with every control character made visible (ESC → ``\\x1b``), so that nothing
+    in it is interpreted by the terminal; ``lines=True`` keeps line feeds (messages that are
+    several lines on purpose). The text is otherwise unchanged; ``--json`` needs none of this
+    (JSON escapes controls itself)."""
+    if text.isprintable():  # the common case: one C-level scan, no copy
+        return text
+    return text.translate(_VISIBLE_LINES if lines else _VISIBLE)
+
+
 def escape(text: str) -> str:
-    """Text with rich markup characters escaped (subjects and names are never markup)."""
+    """Text to print with markup on: controls made :func:`visible` and rich markup characters
+    escaped (subjects and names are never markup)."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(visible(text))
 
 
 def print_error(exc: MailgateError) -> None:
     """One line for the diagnosis, one for the remedy (none for a plain field error)."""
-    # Messages quote user input and server replies: never let them act as rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
+    # Messages quote user input and server replies: never let them act as rich markup, nor
+    # their control characters on the terminal.
+    err_console.print(f"[bold red]error:[/] {_escape_lines(exc.message)}", markup=True)
     if exc.remedy and not (isinstance(exc, InvalidInputError) and exc.remedy.startswith("correct")):
-        err_console.print(f"  [bold]fix:[/] {escape(exc.remedy)}", markup=True)
+        err_console.print(f"  [bold]fix:[/] {_escape_lines(exc.remedy)}", markup=True)
     ids = [
         f"{label} {value}"
         for label, value in (
@@ -100,11 +125,18 @@ def print_error(exc: MailgateError) -> None:
         if value
     ]
     if ids:
-        err_console.print("  " + ", ".join(ids), markup=False)
+        err_console.print(visible("  " + ", ".join(ids)), markup=False)
+
+
+def _escape_lines(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(visible(text, lines=True))
 
 
 def warn(text: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
+    """A ``warning:`` line on stderr; ``text`` may quote mail and server text (made visible)."""
+    err_console.print(f"[yellow]warning:[/] {_escape_lines(text)}", markup=True)
 
 
 _warned: set[str] = set()

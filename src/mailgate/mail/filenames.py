@@ -4,7 +4,11 @@ Attachment names are attacker-controlled: ``../../x``, ``/etc/passwd``, ``C:\\x`
 control characters, Windows device names (``CON``, ``nul.txt``), 500-character names, names that
 differ only in case, or the same name twice. :func:`safe_filename` maps any name to one plain
 component; :func:`reserve_path` creates the file exclusively inside the target directory, adding
-``-2``, ``-3``... before the extension instead of overwriting.
+``-2``, ``-3``... before the extension instead of overwriting. ``O_EXCL`` only sees the names
+this file system tells apart; given the ``taken`` set of a directory (names in
+:func:`str.casefold` form), the functions also skip a name that differs from one already there
+only in case (``INVOICE.pdf`` beside ``invoice.pdf`` becomes ``INVOICE-2.pdf``), so a folder
+stays whole when it is copied to a Windows share or a Mac.
 """
 
 from __future__ import annotations
@@ -87,9 +91,14 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _candidates(
-    directory: str | Path, name: str, resolved: bool, safe: bool = False
+    directory: str | Path,
+    name: str,
+    resolved: bool,
+    safe: bool = False,
+    taken: set[str] | None = None,
 ) -> Iterator[str]:
-    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``.
+    """``name`` made safe, then ``stem-2.ext``, ``stem-3.ext``... inside ``directory``,
+    leaving out those whose casefolded name is in ``taken``.
 
     ``safe=True``: ``name`` is already a :func:`safe_filename` result (saves a second pass).
     Paths are strings here: bulk saves try one per file, and ``Path`` objects cost more than
@@ -104,26 +113,38 @@ def _candidates(
     else:
         ext = "." + ext
     root = os.fspath(directory if resolved else Path(directory).resolve())
-    yield f"{root}/{base}"
+    if taken is None or base.casefold() not in taken:
+        yield f"{root}/{base}"
     for n in range(2, 10_000):
-        yield f"{root}/{stem}-{n}{ext}"
+        candidate = f"{stem}-{n}{ext}"
+        if taken is None or candidate.casefold() not in taken:
+            yield f"{root}/{candidate}"
     raise FileExistsError(f"too many files named like {base!r} in {directory}")
 
 
-def reserve_path(directory: Path, name: str, *, resolved: bool = False) -> Path:
+def _take(taken: set[str] | None, path: str) -> None:
+    if taken is not None:
+        taken.add(path.rpartition("/")[2].casefold())
+
+
+def reserve_path(
+    directory: Path, name: str, *, resolved: bool = False, taken: set[str] | None = None
+) -> Path:
     """Create an empty file for ``name`` inside ``directory`` without overwriting anything.
 
     The file is created with ``O_EXCL`` (and ``O_NOFOLLOW``), so a concurrent writer or a planted
     symlink cannot make two messages share a file or a write land outside ``directory``.
     ``resolved=True`` says ``directory`` is already absolute and free of symlinks (saves the
-    ``resolve()`` per file in bulk saves).
+    ``resolve()`` per file in bulk saves). ``taken``: the casefolded names already in
+    ``directory``; a name equal to one of them but for case is skipped, and the new one added.
     """
-    for candidate in _candidates(directory, name, resolved):
+    for candidate in _candidates(directory, name, resolved, taken=taken):
         try:
             fd = os.open(candidate, _CREATE, 0o600)
         except FileExistsError:
             continue
         os.close(fd)
+        _take(taken, candidate)
         return Path(candidate)
     raise AssertionError("unreachable: _candidates raises when exhausted")
 
@@ -145,14 +166,21 @@ def write_all(fd: int, data: bytes) -> None:
                 written += os.write(fd, view[written:])
 
 
-def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool = False) -> str:
+def create_file(
+    directory: str | Path,
+    name: str,
+    data: bytes,
+    *,
+    resolved: bool = False,
+    taken: set[str] | None = None,
+) -> str:
     """A new file for ``name`` in ``directory`` holding ``data``: :func:`reserve_path`'s rules
-    (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting) with one open and one write.
-    Returns its path as a string (bulk saves write thousands: a ``Path`` each cost ~3 us).
+    (``O_EXCL|O_NOFOLLOW``, ``-2``... instead of overwriting, ``taken``) with one open and one
+    write. Returns its path as a string (bulk saves write thousands: a ``Path`` each cost ~3 us).
 
     A write that fails removes the file again, so a cut-off file never stays behind.
     """
-    for candidate in _candidates(directory, name, resolved):
+    for candidate in _candidates(directory, name, resolved, taken=taken):
         try:
             fd = os.open(candidate, _CREATE, 0o600)
         except FileExistsError:
@@ -168,6 +196,7 @@ def create_file(directory: str | Path, name: str, data: bytes, *, resolved: bool
         except OSError:
             _remove(candidate)
             raise
+        _take(taken, candidate)
         return candidate
     raise AssertionError("unreachable: _candidates raises when exhausted")
 

@@ -161,6 +161,14 @@ def attachment_dir(path: P) -> P:
 
     A symlink planted under that name would otherwise send attachment files elsewhere.
     """
+    _attachment_names(path)
+    return path
+
+
+def _attachment_names(path: str | Path) -> set[str]:
+    """:func:`attachment_dir`, returning the casefolded names already in it (the ``taken`` set
+    of :func:`~mailgate.mail.filenames.create_file`): none when it was just made, so the bulk
+    path pays no listing."""
     try:
         os.mkdir(path)
     except FileExistsError:
@@ -169,9 +177,13 @@ def attachment_dir(path: P) -> P:
                 f"{path} exists and is not a plain directory; attachments were not written.",
                 "remove or rename it and save again.",
             ) from None
+        try:
+            return {name.casefold() for name in os.listdir(path)}
+        except OSError as exc:
+            raise io_error("list the attachment directory", path, exc) from exc
     except OSError as exc:
         raise io_error("create the attachment directory", path, exc) from exc
-    return path
+    return set()
 
 
 def _attachment_parts(message: Message) -> list[Message]:
@@ -203,7 +215,8 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
     parts = _attachment_parts(message)
     if not parts:
         return [], problems
-    target = attachment_dir(eml_path.with_name(eml_path.stem + ".attachments"))
+    target = eml_path.with_name(eml_path.stem + ".attachments")
+    taken = _attachment_names(target)  # names must differ in more than case: see filenames
     written: list[Path] = []
     for index, part in enumerate(parts, start=1):
         try:
@@ -216,7 +229,7 @@ def extract_attachments(eml_path: Path) -> tuple[list[Path], list[str]]:
             problems.append(f"attachment {index} has no content")
             continue
         try:
-            path = reserve_path(target, str(name))
+            path = reserve_path(target, str(name), taken=taken)
         except OSError as exc:
             raise io_error("create an attachment file in", target, exc) from exc
         try:
@@ -303,24 +316,26 @@ class DirectorySink:
         self._prefix = f"{self._root}/.mailgate-{os.getpid()}-"
         self.saved: dict[str, SavedMessage] = {}
         self._count = 0
-        self._made: set[str] = set()
+        # Each attachment directory made, with the casefolded names in it (filenames' taken).
+        self._made: dict[str, set[str]] = {}
 
-    def _attachment_dir(self, ref_id: str) -> str:
+    def _attachment_dir(self, ref_id: str) -> tuple[str, set[str]]:
         saved = self.saved.get(ref_id)
         stem = safe_filename(ref_id) if saved is None else eml_stem(saved.file)
         target = f"{self._root}/{stem}.attachments"
-        if target not in self._made:
-            attachment_dir(target)
-            self._made.add(target)
-        return target
+        taken = self._made.get(target)
+        if taken is None:
+            taken = self._made[target] = _attachment_names(target)
+        return target, taken
 
     def open(self, ref: MessageRef, part: Any | None) -> BinaryIO:
         if part is None:
             return cast(BinaryIO, self._open_temp())
         name = getattr(part, "filename", None) or "attachment"
-        target = Path(self._attachment_dir(ref.id))
+        where, taken = self._attachment_dir(ref.id)
+        target = Path(where)
         try:
-            final = reserve_path(target, str(name), resolved=True)
+            final = reserve_path(target, str(name), resolved=True, taken=taken)
             # The name was just reserved empty with O_EXCL: reopen it, not a symlink swapped in.
             return cast(BinaryIO, _Writer(final, _TRUNCATE))
         except OSError as exc:
@@ -407,10 +422,12 @@ class DirectorySink:
         saved.problems.extend(problems)
         if not parts:
             return
-        target = self._attachment_dir(ref.id)
+        target, taken = self._attachment_dir(ref.id)
         for part, content in parts:
             try:
-                path = create_file(target, part.filename or "attachment", content, resolved=True)
+                path = create_file(
+                    target, part.filename or "attachment", content, resolved=True, taken=taken
+                )
             except OSError as exc:
                 raise io_error("write an attachment file in", target, exc) from exc
             saved.attachment_files.append(path)

@@ -484,8 +484,11 @@ class DirectoryDestination:
         out = f"{staging}/files"
         os.mkdir(out)
         names = []
+        taken: set[str] = set()  # a fresh directory; names must differ in more than case
         for part, content in parts:
-            path = create_file(out, part.filename or "attachment", content, resolved=True)
+            path = create_file(
+                out, part.filename or "attachment", content, resolved=True, taken=taken
+            )
             if self.sync is SyncMode.MESSAGE:
                 _fsync_path(path)
             names.append(path.rpartition("/")[2])
