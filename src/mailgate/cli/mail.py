@@ -21,6 +21,7 @@ from mailgate.cli._output import (
     escape,
     print_json,
     progress_bar,
+    visible,
     warn,
 )
 from mailgate.errors import InvalidInputError
@@ -168,11 +169,11 @@ def print_report(report: ConnectionReport) -> None:
     for step in report.steps:
         mark = "[green]✔[/]" if step.status is StepStatus.PASS else "[red]✘[/]"
         console.print(f"{mark} {step.name}: {escape(step.detail)}", markup=True)
-        if step.finding:
-            console.print(f"    cause: {step.finding.cause}", markup=False)
-            console.print(f"    fix: {step.finding.remedy}", markup=False)
+        if step.finding:  # causes quote server replies: their controls are shown, not run
+            console.print(visible(f"    cause: {step.finding.cause}"), markup=False)
+            console.print(visible(f"    fix: {step.finding.remedy}"), markup=False)
             for command in step.finding.commands:
-                console.print(f"      {command}", markup=False)
+                console.print(visible(f"      {command}"), markup=False)
     style = "bold green" if report.ok else "bold red"
     console.print(f"[{style}]{report.verdict}[/]")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailgate.cli._output import console, print_json, warn
+from mailgate.cli._output import console, escape, print_json, visible, warn
 from mailgate.errors import InvalidInputError
 from mailgate.jobs.outbox.states import FINISHED, PENDING, OutboxState
 
@@ -84,12 +84,17 @@ def run(
             if event.kind in ("sent", "failed", "unknown"):
                 progress.advance(task)
             if event.kind in ("failed", "unknown", "skipped"):
-                progress.console.print(
-                    f"outbox {event.outbox_id} ({event.mailbox}) {event.kind}: {event.detail}",
+                progress.console.print(  # the detail quotes the server's reply
+                    visible(
+                        f"outbox {event.outbox_id} ({event.mailbox}) {event.kind}: {event.detail}"
+                    ),
                     markup=False,
                 )
             elif event.kind == "retry":
-                progress.update(task, description=f"retry {event.outbox_id} {event.detail[:60]}")
+                # A description is rich markup: the server's text is escaped for it.
+                progress.update(
+                    task, description=f"retry {event.outbox_id} {escape(event.detail[:60])}"
+                )
             elif event.kind == "uncertain":
                 progress.update(
                     task, description=f"{event.outbox_id}: answer lost, checking Sent Items"
@@ -145,7 +150,6 @@ def list_(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List outbox messages, oldest first."""
-    from rich.markup import escape
     from rich.table import Table
 
     from mailgate.jobs.outbox.operations import list_entries
