@@ -9,6 +9,7 @@ Hierarchy::
     │   ├── CredentialNotFoundError
     │   └── MasterKeyError        wrong or missing master key
     ├── AuthenticationError       no token could be obtained
+    │   ├── IdentityUnavailableError  the identity platform kept failing (5xx/429) after retries
     │   └── TokenRequestError     the identity platform refused (an AADSTS code); subclasses
     │       ├── TenantNotFoundError, ApplicationNotFoundError, ClientCredentialError,
     │       ├── PublicClientFlowsDisabledError, UserCredentialError, AccountBlockedError,
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ConsentRequiredError",
     "CredentialNotFoundError",
+    "IdentityUnavailableError",
     "InteractionRequiredError",
     "InvalidInputError",
     "InvalidScopeError",
@@ -111,6 +113,19 @@ class MasterKeyError(VaultError):
 
 class AuthenticationError(MailgateError):
     """No token could be obtained."""
+
+
+class IdentityUnavailableError(AuthenticationError):
+    """The identity platform answered a transient failure (HTTP 5xx or 429) to every attempt.
+
+    ``status`` is the last HTTP status, ``attempts`` how many requests were made. Nothing is
+    wrong with the credential; the remedy is to try again later.
+    """
+
+    def __init__(self, message: str, remedy: str = "", *, status: int = 0, attempts: int = 0):
+        super().__init__(message, remedy)
+        self.status = status
+        self.attempts = attempts
 
 
 class TokenRequestError(AuthenticationError):
