@@ -199,6 +199,22 @@ class SandboxClient:
                 "/_sandbox/lost-answers", json={"protocol": protocol, "count": count}
             ).raise_for_status()
 
+    def fail_token_requests(
+        self,
+        count: int = 1,
+        status: int = 503,
+        body: str = "json",
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next ``count`` token requests answer HTTP ``status`` (0 stops it).
+
+        ``body`` is ``"json"`` (Entra's AADSTS90033 transient error) or ``"html"`` (a bare
+        error page); ``retry_after`` adds that header in seconds.
+        """
+        payload = {"status": status, "count": count, "body": body, "retry_after": retry_after}
+        with self.http() as client:
+            client.post("/_sandbox/faults/token", json=payload).raise_for_status()
+
     def reset_stats(self) -> None:
         """Zero the request counters."""
         with self.http() as client:

@@ -15,6 +15,10 @@ Routes (``{tenant}`` is a GUID, a verified domain, ``organizations`` or ``common
     GET  /_sandbox/stats           POST /_sandbox/stats/reset
     POST /_sandbox/users/{upn}/revoke-sessions
     POST /_sandbox/users/{upn}/state   {"locked": true, ...}  flip account flags
+    POST /_sandbox/faults/token  {"status": 503, "count": 2, "body": "json"|"html",
+                                  "retry_after": 1}  the next ``count`` token requests fail so
+                                  (count 0 stops it); as Entra does at times, a JSON 5xx carries
+                                  AADSTS90033 "transient error", an HTML 5xx a bare error page
 
 :mod:`mailgate.sandbox.app` puts these routes in one application with Graph's directory subset,
 Graph mail and EWS.
@@ -28,6 +32,7 @@ refusal is answered (Entra's JSON error, a 404, or a page for the browser).
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -40,7 +45,7 @@ from mailgate.sandbox.entra import grants, pages
 from mailgate.sandbox.entra.aadsts import AadstsError, error_body
 from mailgate.sandbox.entra.identity_platform import IdentityPlatform, Stats
 
-__all__ = ["identity_routers", "openid_configuration"]
+__all__ = ["TokenFaults", "identity_routers", "openid_configuration"]
 
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
@@ -60,6 +65,34 @@ async def _json(request: Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+@dataclass
+class TokenFaults:
+    """Injected failures of the token endpoint: the next ``count`` requests answer ``status``."""
+
+    status: int = 503
+    count: int = 0
+    body: str = "json"
+    retry_after: int | None = None
+
+    def take(self) -> Response | None:
+        """The failure to answer this token request with, or None to serve it normally."""
+        if self.count <= 0:
+            return None
+        self.count -= 1
+        headers = dict(_NO_STORE)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        if self.body == "html":
+            page = f"<html><body><h1>{self.status} Server Error</h1></body></html>"
+            return HTMLResponse(page, status_code=self.status, headers=headers)
+        body = {
+            "error": "temporarily_unavailable",
+            "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+            "error_codes": [90033],
+        }
+        return JSONResponse(body, status_code=self.status, headers=headers)
 
 
 def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, Any]:
@@ -108,8 +141,10 @@ def openid_configuration(platform: IdentityPlatform, segment: str) -> dict[str, 
 
 def identity_routers(platform: IdentityPlatform) -> list[APIRouter]:
     """The identity platform's routes, in the order Starlette must try them."""
+    faults = TokenFaults()
     return [
-        _protocol_routes(platform),
+        _fault_hooks(faults),
+        _protocol_routes(platform, faults),
         _authorize_routes(platform),
         _device_login_routes(platform),
         _device_hooks(platform),
@@ -150,7 +185,7 @@ def _device_login_again(err: AadstsError) -> HTMLResponse:
     return HTMLResponse(pages.device_login_page("/devicelogin", str(err)), status_code=400)
 
 
-def _protocol_routes(platform: IdentityPlatform) -> APIRouter:
+def _protocol_routes(platform: IdentityPlatform, faults: TokenFaults) -> APIRouter:
     """Discovery, keys, token, realm lookup and device authorization: what MSAL calls."""
     router = _answering(_error)
     stats: Stats = platform.stats
@@ -168,6 +203,10 @@ def _protocol_routes(platform: IdentityPlatform) -> APIRouter:
 
     @router.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> Response:
+        failure = faults.take()
+        if failure is not None:
+            stats.endpoints["token_faults"] += 1
+            return failure
         form = await _fields(request)
         name = grants.grant_name(form.get("grant_type", "")) or "none"
         stats.grants[name] += 1
@@ -302,6 +341,38 @@ def _device_hooks(platform: IdentityPlatform) -> APIRouter:
         stats.grants.clear()
         stats.grant_errors.clear()
         return JSONResponse(stats.as_dict())
+
+    return router
+
+
+def _fault_hooks(faults: TokenFaults) -> APIRouter:
+    """Test hook: make the token endpoint fail as Microsoft's sometimes does (5xx, 429)."""
+    router = APIRouter()
+
+    @router.post("/_sandbox/faults/token")
+    async def token_faults(request: Request) -> Response:
+        data = await _json(request)
+        status, count = data.get("status", 503), data.get("count", 1)
+        body, retry_after = data.get("body", "json"), data.get("retry_after")
+        if (
+            not isinstance(status, int)
+            or not 400 <= status <= 599
+            or not isinstance(count, int)
+            or body not in ("json", "html")
+            or not (retry_after is None or isinstance(retry_after, int))
+        ):
+            return JSONResponse(
+                {
+                    "error": 'expected {"status": 400-599, "count": N, "body": "json" or '
+                    '"html", "retry_after": seconds or null}'
+                },
+                status_code=400,
+            )
+        faults.status, faults.count, faults.body = status, max(0, count), body
+        faults.retry_after = retry_after
+        return JSONResponse(
+            {"status": status, "count": faults.count, "body": body, "retry_after": retry_after}
+        )
 
     return router
 
