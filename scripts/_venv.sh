@@ -44,6 +44,8 @@ UV_PROJECT_ENVIRONMENT=.venv UV_PYTHON_DOWNLOADS=never \
     echo "installing mailgate from uv.lock failed (if pyproject.toml changed, run scripts/lock)" >&2
     exit 1
   }
+# A pip install before uv.lock existed left metadata listing old module paths: not ours now.
+rm -rf src/mailgate.egg-info
 # An editable install leaves mailgate's own modules uncompiled, and with PYTHONDONTWRITEBYTECODE
 # set every CLI start would compile them again: ~0.4 s a run.
 .venv/bin/python -m compileall -q src >/dev/null

@@ -11,7 +11,7 @@ from mailgate.errors import (
     TokenRequestError,
     TransportError,
 )
-from mailgate.jobs.outbox.retry import Verdict, classify, retry_delay
+from mailgate.jobs.outbox.retries import Verdict, classify, retry_delay
 from mailgate.protocols.base import (
     MailAuthenticationError,
     MailboxAccessError,

@@ -220,28 +220,6 @@ def test_importing_the_worker_does_not_load_the_outbox() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_all_lists_every_public_name() -> None:
-    for module in ("operations.py", "worker.py", "_shared.py", "states.py"):
-        tree = ast.parse((JOBS / module).read_text(encoding="utf-8"))
-        defined, listed = set(), set()
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                defined.add(node.name)
-            elif isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    for one in target.elts if isinstance(target, ast.Tuple) else [target]:
-                        if isinstance(one, ast.Name) and one.id == "__all__":
-                            listed = set(ast.literal_eval(node.value))  # type: ignore[arg-type]
-                        elif isinstance(one, ast.Name):
-                            defined.add(one.id)
-        public = {name for name in defined if not name.startswith("_")}
-        assert public <= listed, (module, public - listed)
-
-
-# -- the claim decision -------------------------------------------------------------------------
-
-
 def s(seconds: float, recipients: int = 1) -> Submission:
     return Submission(T0 + timedelta(seconds=seconds), recipients)
 

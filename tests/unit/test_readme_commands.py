@@ -33,6 +33,13 @@ def test_ci_runs_the_readme_commands_in_order() -> None:
     assert readme_commands() == ci_commands() == ["./scripts/demo", "./scripts/test"]
 
 
+def test_ci_checks_the_line_the_demo_really_ends_with() -> None:
+    closing = re.search(r'^demo_closing_line="(.+)"$', (ROOT / ".ci" / "run").read_text(), re.M)
+    assert closing, ".ci/run names no closing line"
+    demo = (ROOT / "src" / "mailgate" / "demo" / "run.py").read_text(encoding="utf-8")
+    assert closing.group(1) in demo
+
+
 def test_the_readme_commands_exist_and_are_executable() -> None:
     for command in readme_commands():
         path = ROOT / command
@@ -52,10 +59,18 @@ def test_the_lock_file_pins_every_dependency_and_the_project_keeps_ranges() -> N
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
     locked = {p["name"]: p for p in lock["package"]}
-    for requirement in project["project"]["dependencies"]:
+    requirements = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["test"],
+    ]
+    for requirement in requirements:
         name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower()
-        assert "version" in locked[name], name
+        assert name in locked and locked[name]["source"] == {"registry": "https://pypi.org/simple"}
         # A library's users must not be forced onto our exact pins.
         assert "==" not in requirement, requirement
+    mailgate = locked["mailgate"]
+    assert {d["name"] for d in mailgate["metadata"]["requires-dist"]} >= {
+        re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in requirements
+    }
     for build_pin in project["tool"]["uv"]["build-constraint-dependencies"]:
         assert "==" in build_pin, build_pin

@@ -4,8 +4,8 @@ The sandbox loses its answer to one of the submissions (as a connection that bre
 server took the message): the outbox finds that message in Sent Items and does not send it
 again.
 
-Uses only the public Python API (:func:`~mailgate.jobs.outbox.operations.enqueue`,
-:class:`~mailgate.jobs.outbox.worker.OutboxWorker`), against the demo's SMTP mailbox profile.
+Uses only the public Python API (``mailgate.jobs.outbox``: :func:`enqueue`, :class:`OutboxWorker`),
+against the demo's SMTP mailbox profile.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from rich.markup import escape
 from mailgate.connect import MailboxConnector
 from mailgate.errors import MailgateError
 from mailgate.identity import TokenProvider
-from mailgate.jobs.outbox.operations import enqueue, list_entries
-from mailgate.jobs.outbox.worker import Mode, OutboxWorker
+from mailgate.jobs.outbox import Mode, OutboxWorker, enqueue, list_entries
 from mailgate.mail.compose import OutgoingMessage
 from mailgate.mailboxes import MailboxStore
 from mailgate.settings.models import OutboxSettings

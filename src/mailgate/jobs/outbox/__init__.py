@@ -3,7 +3,7 @@
 - :mod:`.operations`: enqueue, drain, list, retry, purge (what the CLI and the Python API call);
 - :mod:`.worker`: the leased, paced worker with crash recovery (Sent Items decides);
 - :mod:`.states`: the states, their one transition table and the claim decision (pure);
-- :mod:`.ratelimit`: Exchange's submission limits as pure functions; :mod:`.retry`: which
+- :mod:`.ratelimit`: Exchange's submission limits as pure functions; :mod:`.retries`: which
   failures are worth another try and when;
 - :mod:`._shared`: settings and SQL the operations and the worker share.
 

@@ -15,7 +15,7 @@ from email.policy import compat32
 
 from mailgate.connect import MailboxConnector
 from mailgate.errors import MailgateError
-from mailgate.jobs.outbox.retry import Verdict, classify
+from mailgate.jobs.outbox.retries import Verdict, classify
 from mailgate.mailboxes import MailboxProfile
 from mailgate.protocols.base import Mailbox, Protocol, SearchCriteria, ThrottledError
 from mailgate.settings import load_settings

@@ -1,7 +1,8 @@
 """What to do after a failed submission: retry later (and when) or give up. Pure functions.
 
 The protocol adapters already turn servers' replies into typed errors
-(:mod:`mailgate.protocols.smtp`, ``graph_json``, ``ews_xml``); :func:`classify` sorts them:
+(:mod:`mailgate.protocols.smtp`, ``protocols.graph.shapes``, ``protocols.ews.replies``);
+:func:`classify` sorts them:
 
 =====================================================  ==========  ===========================
 error                                                  verdict     examples

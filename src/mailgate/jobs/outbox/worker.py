@@ -47,7 +47,7 @@ from mailgate.connect import MailboxConnector
 from mailgate.errors import ConfigurationError, MailgateError
 from mailgate.jobs.outbox._shared import HEADER_BYTES, MailboxSender, in_sent_items, outbox_settings
 from mailgate.jobs.outbox.ratelimit import DAY, SendLimits, Submission
-from mailgate.jobs.outbox.retry import Verdict, classify, retry_delay
+from mailgate.jobs.outbox.retries import Verdict, classify, retry_delay
 from mailgate.jobs.outbox.states import (
     COUNTED,
     PENDING,

@@ -49,7 +49,7 @@ from mailgate.sandbox.graph.resources import error_body
 __all__ = ["GraphService", "Operation", "create_graph_router"]
 
 _DENIED = "Access is denied. Check credentials and try again."
-# (status, code, message) per exchange_rules reason.
+# (status, code, message) per reason of exchange.rules.
 _REFUSALS: dict[str, tuple[int, str, str]] = {
     "invalid_token": (401, "InvalidAuthenticationToken", "Access token validation failure."),
     "wrong_audience": (

@@ -4,7 +4,7 @@ A compact asyncio server of our own rather than pymap: pymap brings its own back
 and session model, while this server must share one thread-safe store with POP3/SMTP/Graph/EWS,
 authenticate only through :func:`~mailgate.sandbox.exchange.rules.check_access`, and reproduce
 Exchange's quirks ("authenticated but not connected"). The protocol pieces are pure
-(:mod:`imap_codec`, :mod:`imap_mime`, :mod:`imap_query`); this module is the thin I/O part and
+(:mod:`.codec`, :mod:`.mime`, :mod:`.query`); this module is the thin I/O part and
 the per-command handlers ``imap_<VERB>``, dispatched like aiosmtpd's ``smtp_<VERB>``.
 
 Literals are read with ``readexactly`` and handed to the parser as they are, and message
