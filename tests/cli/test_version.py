@@ -34,6 +34,20 @@ def test_version_options_before_a_command_are_refused_with_the_remedy(cli: Cli) 
     assert_no_traceback(result)
 
 
+def test_version_before_a_command_is_refused_with_its_own_remedy(cli: Cli) -> None:
+    result = cli("--version", "creds", "list")
+    assert result.code == 2
+    assert "--version takes no command (creds was given)" in result.err
+    assert "--json" not in result.err
+    assert_no_traceback(result)
+
+
+def test_json_alone_says_it_needs_version(cli: Cli) -> None:
+    result = cli("--json")
+    assert result.code == 2 and "--json needs --version" in result.err
+    assert_no_traceback(result)
+
+
 def test_no_command_shows_help(cli: Cli) -> None:
     result = cli()
     assert "Usage:" in result.text and "--version" in result.text

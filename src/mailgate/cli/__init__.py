@@ -124,16 +124,23 @@ def _group(
 ) -> None:
     # A callback keeps the app a command group however few commands it is given (see
     # _app_for), so `mailgate get ...` parses the same when only `get` is built.
-    if ctx.invoked_subcommand is not None:
-        if version or json_output:
-            raise ConfigurationError(
-                "--version and --json before a command belong to `mailgate` alone.",
-                f"put --json after the command: mailgate {ctx.invoked_subcommand} ... --json",
-            )
+    command = ctx.invoked_subcommand
+    if command is not None and version:
+        raise ConfigurationError(
+            f"--version takes no command ({command} was given).",
+            "run `mailgate --version` alone, or the command without --version.",
+        )
+    if command is not None and json_output:
+        raise ConfigurationError(
+            "--json before a command belongs to `mailgate --version`.",
+            f"put --json after the command: mailgate {command} ... --json",
+        )
+    if command is not None:
         return
     if not version:
         raise ConfigurationError(
-            "no command given.", "run `mailgate --help` for the list of commands."
+            "--json needs --version (or a command)." if json_output else "no command given.",
+            "run `mailgate --help` for the list of commands.",
         )
     report = version_report()
     if json_output:
