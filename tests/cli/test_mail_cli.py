@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,91 @@ def test_unreachable_server_is_the_endpoint_step(mcli: Cli) -> None:
     tested = mcli("test", "dead")
     assert tested.code == 1 and "Connection failed at step 'endpoint'" in tested.out
     assert "check the server name and port" in tested.out
+
+
+@pytest.mark.parametrize(
+    ("protocol", "user", "inbox"),
+    [
+        ("imap", "approvals", "INBOX"),
+        ("graph", "approvals", "Inbox"),
+        ("ews", "servicedesk", "Inbox"),
+        ("pop", "approvals", "INBOX"),
+    ],
+)
+def test_folders_with_counts(mcli: Cli, protocol: str, user: str, inbox: str) -> None:
+    _mailbox(mcli, "m", "daemon", protocol, user)
+    result = mcli("folders", "m", "--json")
+    assert result.code == 0, result.text
+    rows = {row["name"]: row for row in json.loads(result.out)}
+    assert isinstance(rows[inbox]["total"], int) and rows[inbox]["special_use"] == "\\Inbox"
+    if protocol == "pop":
+        assert list(rows) == ["INBOX"] and rows[inbox]["unread"] is None  # no read flag
+    else:
+        assert "Sent Items" in rows and "Deleted Items" in rows
+        assert all(isinstance(row["unread"], int) for row in rows.values()), rows
+        assert all(line.startswith('  {"name": ') for line in result.out.splitlines()[1:-1])
+    table = mcli("folders", "m")
+    assert table.code == 0 and inbox in table.out and "unread" in table.out
+
+
+def test_folders_counts_follow_the_mail(mcli: Cli) -> None:
+    _mailbox(mcli, "out", "daemon", "smtp", "approvals")
+    _mailbox(mcli, "m", "daemon", "imap", "alice")
+
+    def inbox() -> tuple[int, int]:
+        rows = {r["name"]: r for r in json.loads(mcli("folders", "m", "--json").out)}
+        return rows["INBOX"]["total"], rows["INBOX"]["unread"]
+
+    total, unread = inbox()
+    sent = mcli("send", "out", "--to", f"alice@{DOMAIN}", "--subject", "count me", "--text", "x")
+    assert sent.code == 0, sent.text
+    assert inbox() == (total + 1, unread + 1)
+
+
+def test_folders_over_smtp_says_it_only_sends(mcli: Cli) -> None:
+    _mailbox(mcli, "out", "daemon", "smtp", "approvals")
+    result = mcli("folders", "out")
+    assert result.code == 2, result.text
+    assert "SMTP cannot list folders" in result.err and "imap, ews or graph" in result.err
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "graph", "ews"])
+def test_missing_folder_advice_names_a_command_that_exists(mcli: Cli, protocol: str) -> None:
+    _mailbox(mcli, "m", "daemon", protocol, "servicedesk")
+    result = mcli("get", "m", "--folder", "NoSuchFolder")
+    assert result.code in (1, 2), result.text
+    assert_no_traceback(result)
+    for command in re.findall(r"`mailgate ([a-z-]+)", result.err):
+        helped = mcli(command, "--help")
+        assert helped.code == 0, f"advice names `mailgate {command}`: {helped.text}"
+    if protocol == "imap":  # the others list the folders in the message itself
+        assert "`mailgate folders <mailbox>`" in result.err
+        assert mcli("folders", "m").code == 0
+
+
+def test_http_error_keeps_the_port_of_the_server(mcli: Cli) -> None:
+    result = mcli(
+        "mailbox", "add", "closed", "--credential", "daemon", "--protocol", "graph",
+        "--address", f"approvals@{DOMAIN}", "--server", "https://127.0.0.1:1/v1.0",
+    )  # fmt: skip
+    assert result.code == 0, result.text
+    for args in (("get", "closed"), ("folders", "closed")):
+        failed = mcli(*args)
+        assert failed.code == 1, failed.text
+        assert "https://127.0.0.1:1/v1.0/" in failed.err, failed.err
+        assert_no_traceback(failed)
+
+
+def test_send_now_with_json(mcli: Cli) -> None:
+    _mailbox(mcli, "out", "daemon", "smtp", "approvals")
+    result = mcli(
+        "send", "out", "--to", f"servicedesk@{DOMAIN}", "--bcc", f"alice@{DOMAIN}",
+        "--subject", "json please", "--text", "x", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.text
+    doc = json.loads(result.out)
+    assert doc["mailbox"] == "out" and doc["queued"] is False and doc["outbox_id"] is None
+    assert doc["recipients"] == [f"servicedesk@{DOMAIN}", f"alice@{DOMAIN}"]
+    assert doc["message_id"].startswith("<") and doc["message_id"].endswith(">")
+    assert "Sent" not in result.out

@@ -1,4 +1,5 @@
-"""``mailgate mailbox``, ``test``, ``get`` and ``send``: mailboxes as the seeds' users know them.
+"""``mailgate mailbox``, ``test``, ``folders``, ``get`` and ``send``: mailboxes as the seeds'
+users know them.
 
 Each command imports what it needs when it runs (see the note in ``mailgate.cli``): a ``get``
 does not load the connection test, message composition or rich's tables.
@@ -30,6 +31,7 @@ from mailgate.paths import data_dir
 from mailgate.protocols.base import (
     DEFAULT_CONNECTIONS,
     MAX_CONNECTIONS,
+    Folder,
     MessageSummary,
     Protocol,
     SearchCriteria,
@@ -176,6 +178,50 @@ def print_report(report: ConnectionReport) -> None:
                 console.print(visible(f"      {command}"), markup=False)
     style = "bold green" if report.ok else "bold red"
     console.print(f"[{style}]{report.verdict}[/]")
+
+
+def folders(
+    mailbox: Annotated[str, typer.Argument(help="Mailbox profile name.")],
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the mailbox's folders with their message and unread counts (the names `get
+    --folder` takes)."""
+    from mailgate.protocols.base import Operation, UnsupportedOperation
+
+    profile = _store().get(mailbox)
+    connector = _connector()
+    adapter = connector.adapter(profile)
+    if Operation.LIST_FOLDERS not in adapter.operations:
+        # Before connecting: SMTP only sends, however good the token.
+        raise UnsupportedOperation(
+            profile.protocol,
+            Operation.LIST_FOLDERS,
+            f"{profile.protocol.value.upper()} only sends: list the folders of "
+            f"{profile.address} through a profile with --protocol imap, ews or graph.",
+        )
+    warn_expiring(connector.provider.vault.get(profile.credential))
+
+    async def listed() -> list[Folder]:
+        async with adapter as opened:
+            return await opened.list_folders()
+
+    rows = [
+        {"name": f.name, "total": f.total, "unread": f.unread, "special_use": f.special_use}
+        for f in _run(listed())
+    ]
+    if json_output:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("folder", "total", "unread")
+    for row in rows:
+        table.add_row(
+            escape(str(row["name"])),  # folder names are the mailbox owner's text, not markup
+            "" if row["total"] is None else str(row["total"]),
+            "" if row["unread"] is None else str(row["unread"]),  # POP3: unknown, not 0
+        )
+    console.print(table)
 
 
 def _summary_row(s: MessageSummary) -> dict[str, Any]:
@@ -337,6 +383,7 @@ def send(
             "--queue", help="Put it in the durable outbox (sent by `mailgate outbox run`)."
         ),
     ] = False,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send a message through a mailbox, now or through the durable outbox (--queue)."""
     from mailgate.jobs.send import send_message
@@ -364,15 +411,32 @@ def send(
         attachments=tuple(Attachment.from_path(p) for p in attach or ()),
     )
     if queue:
-        from mailgate.jobs.outbox.operations import enqueue
+        from mailgate.jobs.outbox.operations import enqueue, list_entries
         from mailgate.store import open_store
 
         source: OutgoingMessage | bytes = message
         if eml is not None:
             source = _read_eml(eml, message)
         store = open_store()
-        outbox_id = enqueue(store, profile, source, recipients=message.recipients or None)
-        store.close()
+        try:
+            outbox_id = enqueue(store, profile, source, recipients=message.recipients or None)
+            if json_output:
+                # What was queued as the outbox keeps it (an --eml's own Message-ID and
+                # recipients), not as the options spelled it.
+                (entry,) = list_entries(store, ids=[outbox_id])
+        finally:
+            store.close()
+        if json_output:
+            print_json(
+                {
+                    "mailbox": profile.name,
+                    "message_id": entry.message_id,
+                    "recipients": entry.recipients,
+                    "queued": True,
+                    "outbox_id": outbox_id,
+                }
+            )
+            return
         console.print(
             f"Queued as outbox message {outbox_id}; `mailgate outbox run` sends it.",
             markup=False,
@@ -383,6 +447,17 @@ def send(
     connector = _connector()
     warn_expiring(connector.provider.vault.get(profile.credential))
     message_id = _run(send_message(connector, profile, message))
+    if json_output:
+        print_json(
+            {
+                "mailbox": profile.name,
+                "message_id": message_id,
+                "recipients": list(message.recipients),
+                "queued": False,
+                "outbox_id": None,
+            }
+        )
+        return
     console.print(
         f"Sent '{subject}' to {len(message.recipients)} recipients (Message-ID {message_id}).",
         markup=False,
@@ -404,6 +479,7 @@ def register(app: typer.Typer) -> None:
     """Add the mailbox commands to the main app."""
     app.add_typer(mailbox_app, name="mailbox")
     app.command("test")(test)
+    app.command("folders")(folders)
     app.command("get")(get)
     app.command("send")(send)
 
@@ -411,6 +487,7 @@ def register(app: typer.Typer) -> None:
 __all__ = [
     "add",
     "check_header_value",
+    "folders",
     "get",
     "list_",
     "mailbox_app",

@@ -140,7 +140,11 @@ def _describe(exc: httpx.HTTPError) -> str:
         return f"{type(exc).__name__}: {exc}"
     url = request.url
     reason = str(exc) or type(exc).__name__
-    return f"{request.method} {url.scheme}://{url.host}{url.path}: {reason}"
+    # The port too: "cannot reach https://127.0.0.1/v1.0" for a server configured on port 1
+    # sends the reader to check the wrong thing. httpx leaves it None for the scheme's default.
+    port = f":{url.port}" if url.port else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host  # an IPv6 address, as in a URL
+    return f"{request.method} {url.scheme}://{host}{port}{url.path}: {reason}"
 
 
 def may_have_arrived(exc: BaseException) -> bool:

@@ -192,9 +192,13 @@ def _check_state(state: str | None) -> None:
 
 
 def list_entries(
-    store: StateStore, *, state: str | None = None, mailbox: str | None = None
+    store: StateStore,
+    *,
+    state: str | None = None,
+    mailbox: str | None = None,
+    ids: Sequence[int] = (),
 ) -> list[OutboxEntry]:
-    """Outbox rows, oldest first, optionally of one state and/or mailbox."""
+    """Outbox rows, oldest first, optionally of one state and/or mailbox, or only ``ids``."""
     _check_state(state)
     columns = [c for c in OutboxMessage.__table__.columns if c.name != "mime"]
     head = func.substr(OutboxMessage.mime, 1, HEADER_BYTES).label("head")
@@ -203,6 +207,8 @@ def list_entries(
         query = query.where(OutboxMessage.state == state)
     if mailbox:
         query = query.where(OutboxMessage.mailbox == mailbox)
+    if ids:
+        query = query.where(OutboxMessage.id.in_(ids))
     with store.session() as session:
         rows = session.execute(query).all()
     entries = []

@@ -25,6 +25,7 @@ import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import BinaryIO, ClassVar
 
 from mailgate.errors import ConfigurationError, ProtocolError
@@ -46,6 +47,7 @@ from mailgate.protocols.imap.bulk import fetch_many
 from mailgate.protocols.imap.commands import (
     Literal,
     Part,
+    astring,
     mailbox_argument,
     search_plan,
     sequence_set,
@@ -193,6 +195,27 @@ class ImapMailbox(SocketMailbox):
         return await self.select(folder)
 
     async def list_folders(self) -> list[Folder]:
+        """Every selectable folder with its message and unread counts: from LIST-STATUS where
+        the server has it (one round trip), else one STATUS per folder (Exchange Online has no
+        LIST-STATUS; a folder that refuses STATUS keeps unknown counts)."""
+        folders = await self._listed()
+        counted: list[Folder] = []
+        for folder in folders:
+            if folder.total is None:
+                result = await self.connection.command(
+                    "STATUS", astring(folder.id), b"(MESSAGES UNSEEN)", check=False
+                )
+                for data in result.of("STATUS"):
+                    _, values = parse_status(data.values)
+                    folder = replace(
+                        folder, total=values.get("MESSAGES"), unread=values.get("UNSEEN")
+                    )
+            counted.append(folder)
+        return counted
+
+    async def _listed(self) -> list[Folder]:
+        """The selectable folders, with counts only where LIST-STATUS gave them for free (what
+        finding a folder by name or use needs)."""
         conn = self.connection
         args: list[Part] = [b'""', b'"*"']
         if conn.has("LIST-EXTENDED") or conn.has("LIST-STATUS"):
@@ -217,13 +240,13 @@ class ImapMailbox(SocketMailbox):
 
     async def create_folder(self, name: str) -> None:
         wanted = name.strip("/")
-        if any(f.name == wanted for f in await self.list_folders()):
+        if any(f.name == wanted for f in await self._listed()):
             return
         await self.connection.command("CREATE", await self.mailbox_argument(wanted))
 
     async def trash_folder(self) -> str:
         """The \\Trash SPECIAL-USE folder, else one named like Exchange's "Deleted Items"."""
-        folders = await self.list_folders()
+        folders = await self._listed()
         for folder in folders:
             if folder.special_use == "\\Trash":
                 return folder.name

@@ -256,6 +256,7 @@ def command_failure(command: str, response: StatusResponse) -> MailgateError:
     if code == "NONEXISTENT" or (command == "SELECT" and response.status == "NO"):
         return ProtocolError(
             f"The IMAP folder does not exist or cannot be opened: {reply}",
-            "check the folder name with `mailgate folders`; names are case-sensitive except INBOX.",
+            "`mailgate folders <mailbox>` lists the folder names; they are case-sensitive "
+            "except INBOX.",
         )
     return ProtocolError(f"IMAP {command} failed: {reply}", "check the request and retry.")
