@@ -323,3 +323,30 @@ def test_send_now_with_a_lost_answer_says_to_look_in_sent_items(
     assert_no_traceback(result)
     assert "may have been accepted" in result.err and "Sent Items" in result.err
     assert _deliveries(idp, tag) == Counter({f"{tag} now": 1})
+
+
+def test_send_queue_and_run_with_json(ocli: Cli, idp: SandboxController) -> None:
+    tag = _tag()
+    queued = ocli(
+        "send", "out", "--to", DESK, "--cc", f"alice@{DOMAIN}", "--subject", f"{tag} ok",
+        "--text", "x", "--queue", "--json",
+    )  # fmt: skip
+    assert queued.code == 0, queued.text
+    doc = json.loads(queued.out)
+    assert doc["queued"] is True and doc["mailbox"] == "out"
+    assert doc["recipients"] == [DESK, f"alice@{DOMAIN}"]
+    (entry,) = [e for e in _entries(ocli) if e["id"] == doc["outbox_id"]]
+    assert doc["message_id"] == entry["message_id"] and doc["message_id"].startswith("<")
+    denied = _queue(ocli, "out", f"{tag} denied", "--from", f"ceo@{DOMAIN}")
+
+    run = ocli("outbox", "run", "--json")
+    assert run.code == 1, run.text
+    report = json.loads(run.out)  # one document on stdout, the advice on stderr
+    assert (report["sent"], report["failed"], report["unknown"]) == (1, 1, 0)
+    kinds = {(e["outbox_id"], e["kind"]) for e in report["events"]}
+    assert {(doc["outbox_id"], "sent"), (denied, "failed")} <= kinds
+    lines = run.out.splitlines()
+    events_at = lines.index('  "events": [')
+    assert all(line.startswith('    {"kind": ') for line in lines[events_at + 1 : -2])
+    assert "Sent 1" not in run.out and "outbox retry" in run.err
+    assert_no_traceback(run)

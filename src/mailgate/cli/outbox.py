@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 # commands, so that other commands do not pay for them. The states come from the pure state
 # module, which imports nothing heavy.
 STATES_HELP = tuple(str(state) for state in OutboxState)
+_COUNTS = ("sent", "failed", "retried", "throttled", "recovered", "unknown")  # of a DrainReport
+_AFTER_FAILURES = (
+    "see `mailgate outbox list --state failed`; after fixing, `mailgate outbox retry`."
+)
 
 app = typer.Typer(help="The durable outbox: queued messages, the sending worker, cleanup.")
 
@@ -45,6 +49,9 @@ def run(
             "looking for it.",
         ),
     ] = 60.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="The counts and every event as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Send queued messages within each mailbox's limits (default: until the queue is empty)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -109,9 +116,25 @@ def run(
         )
         report = asyncio.run(_run_until_signal(worker, mailbox, mode))
     store.close()
-    _summary(report)
+    if json_output:
+        print_json(_report_json(report))
+        if report.failed or report.unknown:
+            warn(_AFTER_FAILURES)
+    else:
+        _summary(report)
     if report.failed or report.unknown:
         raise typer.Exit(1)
+
+
+def _report_json(report: DrainReport) -> dict[str, object]:
+    """The drain report for scripts: the counts, then each event one compact line."""
+    counts = {name: getattr(report, name) for name in _COUNTS}
+    return counts | {
+        "events": [
+            {"kind": e.kind, "outbox_id": e.outbox_id, "mailbox": e.mailbox, "detail": e.detail}
+            for e in report.events
+        ]
+    }
 
 
 async def _run_until_signal(
@@ -138,7 +161,7 @@ def _summary(report: DrainReport) -> None:
         parts.append(f"{report.unknown} with unknown outcome")
     console.print(", ".join(parts) + ".", markup=False)
     if report.failed or report.unknown:
-        warn("see `mailgate outbox list --state failed`; after fixing, `mailgate outbox retry`.")
+        warn(_AFTER_FAILURES)
 
 
 @app.command("list")
