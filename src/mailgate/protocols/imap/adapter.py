@@ -26,7 +26,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from mailgate.errors import ConfigurationError, ProtocolError
 from mailgate.protocols._mailstream import open_stream
@@ -43,7 +43,6 @@ from mailgate.protocols.base import (
     Security,
     SizeCheck,
 )
-from mailgate.protocols.imap.bulk import fetch_many
 from mailgate.protocols.imap.commands import (
     Literal,
     Part,
@@ -54,7 +53,6 @@ from mailgate.protocols.imap.commands import (
 )
 from mailgate.protocols.imap.connection import CommandResult, ImapConnection
 from mailgate.protocols.imap.fetching import BATCH, UidValidityChangedError, parse_message_id
-from mailgate.protocols.imap.parallel import FetchPool, helpers_for
 from mailgate.protocols.imap.parser import Value, as_int, fetch_items, response_code
 from mailgate.protocols.imap.results import (
     HEADER_FIELDS,
@@ -67,6 +65,9 @@ from mailgate.protocols.imap.results import (
     summary_from_fetch,
 )
 from mailgate.protocols.sasl import oauthbearer_initial_response, xoauth2_initial_response
+
+if TYPE_CHECKING:
+    from mailgate.protocols.imap.parallel import FetchPool
 
 __all__ = ["ImapBulkFetch", "ImapMailbox", "UidValidityChangedError", "parse_message_id"]
 
@@ -313,6 +314,10 @@ class ImapMailbox(SocketMailbox):
         """The bulk path (:class:`ImapBulkFetch`), with helper connections when ``messages`` are
         enough to give each some batches (:func:`~mailgate.protocols.imap.parallel.helpers_for`).
         """
+        # The bulk path (and pickle, for helpers) loads only when a bulk fetch starts: most
+        # commands never need it, and every IMAP command pays for what this module imports.
+        from mailgate.protocols.imap.parallel import FetchPool, helpers_for
+
         helpers = helpers_for(messages, connections, batch, heavy=heavy)
         return ImapBulkFetch(self, await FetchPool.start(self, helpers))
 
@@ -499,6 +504,8 @@ class ImapBulkFetch(BulkFetch):
 
     async def fetch(self, refs: Sequence[MessageRef], sink: MessageSink) -> list[MessageRef]:
         """The batch in one bulk fetch: nothing is refused (sizes were all checked first)."""
+        from mailgate.protocols.imap.bulk import fetch_many
+
         await fetch_many(self.imap, refs, sink, attachments=False, batch=len(refs), pool=self.pool)
         return []
 
