@@ -23,6 +23,7 @@ from email.message import Message
 import pybase64
 
 __all__ = [
+    "CLIENT_SPLIT_LIMIT",
     "MAX_DEPTH",
     "AttachmentPart",
     "MimeFields",
@@ -31,6 +32,10 @@ __all__ = [
     "split_attachments_checked",
     "split_head",
 ]
+
+# Messages up to this size are split here, in memory, after the whole message was fetched; a
+# larger one is asked of the server part by part instead (IMAP) or streamed.
+CLIENT_SPLIT_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

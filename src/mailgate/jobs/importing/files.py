@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.jobs.importing.keys import SyncMode
-from mailgate.mail.attachments import split_attachments
+from mailgate.mail.attachments import CLIENT_SPLIT_LIMIT, split_attachments
 from mailgate.mail.filenames import candidate_paths, create_file, publish_at, write_all
 from mailgate.mail.headers import header_block, header_fields, message_id, subject_and_date
 from mailgate.mail.save import eml_filename, eml_stem, extract_attachments, io_error
 from mailgate.processes import other_process_alive
 from mailgate.protocols.base import MessageRef, MessageTooLarge
-from mailgate.protocols.imap.bulk import CLIENT_SPLIT_LIMIT
 
 __all__ = [
     "DirectoryDestination",

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, cast
 
 from mailgate.errors import ProtocolError
-from mailgate.mail.attachments import decode_base64, split_attachments
+from mailgate.mail.attachments import CLIENT_SPLIT_LIMIT, decode_base64, split_attachments
 from mailgate.protocols.base import MessageRef
 from mailgate.protocols.imap.commands import sequence_set
 from mailgate.protocols.imap.fetching import (
@@ -61,7 +61,6 @@ __all__ = [
     "run_batch",
 ]
 
-CLIENT_SPLIT_LIMIT = 4 * 1024 * 1024
 WHOLE_MESSAGE_LIMIT = CLIENT_SPLIT_LIMIT  # one message at a time is held, never more
 
 _LITERAL_TARGET = re.compile(rb"(?:BODY\[([0-9.]*)\]|BINARY\[([0-9.]*)\]) \{\d+\+?\}\r?\n$")
