@@ -79,6 +79,14 @@ def test_errors_and_warnings_never_reach_the_terminal_raw(
     assert "not markup" in err or "not markup" not in text  # markup shown as text
 
 
+def test_emoji_codes_in_mail_text_are_shown_as_written(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_output, "err_console", _output._LazyConsole(stderr=True))
+    warn("Subject :warning: pay now :smiley:")
+    assert ":warning: pay now :smiley:" in capsys.readouterr().err
+
+
 def _exchange_reply(subject: str, name: str) -> bytes:
     # The sandbox's EWS writes the text as Exchange Online is reported to (references).
     message = ET.Element(t("Message"))

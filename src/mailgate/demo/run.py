@@ -235,7 +235,7 @@ def run_demo(workdir: Path | None = None, console: Console | None = None) -> int
     """Run the demo; returns the number of failed steps (0 when all went as expected)."""
     # soft_wrap: read through a pipe or a log, rich would break lines at 80 columns in the middle
     # of paths and commands; a terminal wraps long lines itself.
-    out = console or Console(highlight=False, soft_wrap=True)
+    out = console or Console(highlight=False, soft_wrap=True, emoji=False)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mailgate-demo-"))
     step = _Step(out)
     failures = 0
