@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -97,18 +95,11 @@ _last = threading.local()
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    # The one Retry-After reader (seconds or an HTTP date); imported here, on a failed request
+    # only, because it lives beside httpx, which a token from the cache never needs.
+    from mailgate.protocols.transport import retry_after_seconds
+
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _detail(response: requests.Response) -> str:
