@@ -8,8 +8,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mailgate.testing import SandboxController
 
 from tests.postgres import PostgresServer, fresh_database, start_postgres
 
@@ -52,6 +56,22 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
     env.update({"MAILGATE_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"})
     yield Cli(home, env)
+
+
+def add_sandbox_credential(
+    cli: Cli, idp: SandboxController, name: str = "daemon", app: str = "mailgate-daemon"
+) -> None:
+    """Point ``cli`` at the running sandbox and store ``app``'s unexpired client secret as
+    credential ``name`` (the way a user adds one: ``creds add --secret-stdin``)."""
+    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
+    registered = idp.app(app)
+    secret = next(s for s in registered["secrets"] if not s["expired"])["value"]
+    result = cli(
+        "creds", "add", name, "--kind", "client-secret", "--cloud", "sandbox",
+        "--tenant", idp.tenant("contoso")["id"], "--client-id", registered["client_id"],
+        "--secret-stdin", input=secret + "\n",
+    )  # fmt: skip
+    assert result.code == 0, result.text
 
 
 def assert_no_traceback(result: CliResult) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.testing import SandboxController
-from tests.conftest import Cli, CliResult, assert_no_traceback
+from tests.conftest import Cli, CliResult, add_sandbox_credential, assert_no_traceback
 
 EXO = "https://outlook.office365.com"
 
@@ -33,28 +33,6 @@ def faults(idp: SandboxController) -> Iterator[SandboxController]:
     """The sandbox, with its injected token failures switched off again after the test."""
     yield idp
     idp.fail_token_requests(count=0)
-
-
-def _add_daemon(cli: Cli, idp: SandboxController, name: str = "d") -> None:
-    cli.env["MAILGATE_SANDBOX"] = str(idp.state_dir / "sandbox.json")
-    app = idp.app("mailgate-daemon")
-    secret = next(s for s in app["secrets"] if not s["expired"])["value"]
-    added = cli(
-        "creds",
-        "add",
-        name,
-        "--kind",
-        "client-secret",
-        "--cloud",
-        "sandbox",
-        "--tenant",
-        idp.tenant("contoso")["id"],
-        "--client-id",
-        app["client_id"],
-        "--secret-stdin",
-        input=secret + "\n",
-    )
-    assert added.code == 0, added.text
 
 
 def _sandbox(cli: Cli, *args: str) -> CliResult:
@@ -130,7 +108,7 @@ def approve_on_a_killed_sandbox(cli: Cli, tmp: Path, idp: SandboxController) -> 
 
 def _token_failing(body: str, status: int) -> Callable[[Cli, Path, SandboxController], CliResult]:
     def case(cli: Cli, tmp: Path, idp: SandboxController) -> CliResult:
-        _add_daemon(cli, idp)
+        add_sandbox_credential(cli, idp, "d")
         idp.fail_token_requests(count=50, status=status, body=body)
         return cli("token", "d", "--scope", f"{EXO}/.default")
 
@@ -138,7 +116,7 @@ def _token_failing(body: str, status: int) -> Callable[[Cli, Path, SandboxContro
 
 
 def get_with_identity_failing(cli: Cli, tmp: Path, idp: SandboxController) -> CliResult:
-    _add_daemon(cli, idp)
+    add_sandbox_credential(cli, idp, "d")
     added = cli(
         "mailbox",
         "add",
@@ -231,7 +209,7 @@ def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli: Cli, tmp_path: Pa
 
 
 def test_transient_identity_failures_are_retried(cli: Cli, faults: SandboxController) -> None:
-    _add_daemon(cli, faults)
+    add_sandbox_credential(cli, faults, "d")
     faults.reset_stats()
     faults.fail_token_requests(count=2, status=503, body="json", retry_after=1)
     result = cli("token", "d", "--scope", f"{EXO}/.default", "--json")
@@ -242,7 +220,7 @@ def test_transient_identity_failures_are_retried(cli: Cli, faults: SandboxContro
 
 
 def test_connection_test_names_the_token_step(cli: Cli, faults: SandboxController) -> None:
-    _add_daemon(cli, faults)
+    add_sandbox_credential(cli, faults, "d")
     added = cli(
         "mailbox",
         "add",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.testing import SandboxController
-from tests.conftest import Cli, assert_no_traceback
+from tests.conftest import Cli, add_sandbox_credential, assert_no_traceback
 
 DOMAIN = "contoso.onmicrosoft.com"
 USER = "servicedesk"
@@ -25,15 +25,7 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxController]
 
 @pytest.fixture
 def mcli(cli: Cli, idp: SandboxController) -> Cli:
-    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
-    app = idp.app("mailgate-daemon")
-    secret = next(s for s in app["secrets"] if not s["expired"])["value"]
-    result = cli(
-        "creds", "add", "daemon", "--kind", "client-secret", "--cloud", "sandbox",
-        "--tenant", idp.tenant("contoso")["id"], "--client-id", app["client_id"],
-        "--secret-stdin", input=secret + "\n",
-    )  # fmt: skip
-    assert result.code == 0, result.text
+    add_sandbox_credential(cli, idp)
     for protocol in ("ews", "graph", "imap"):
         result = cli(
             "mailbox", "add", protocol, "--credential", "daemon", "--protocol", protocol,

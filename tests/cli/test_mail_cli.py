@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.testing import SandboxController
-from tests.conftest import Cli, assert_no_traceback
+from tests.conftest import Cli, add_sandbox_credential, assert_no_traceback
 
 DOMAIN = "contoso.onmicrosoft.com"
 
@@ -23,30 +23,13 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxController]
 
 @pytest.fixture
 def mcli(cli: Cli, idp: SandboxController) -> Cli:
-    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
     tenant = idp.tenant("contoso")["id"]
     for name, app in (
         ("daemon", "mailgate-daemon"),
         ("nosp", "mailgate-nosp"),
         ("wrongsp", "mailgate-wrongsp"),
     ):
-        secret = next(s for s in idp.app(app)["secrets"] if not s["expired"])["value"]
-        result = cli(
-            "creds",
-            "add",
-            name,
-            "--kind",
-            "client-secret",
-            "--cloud",
-            "sandbox",
-            "--tenant",
-            tenant,
-            "--client-id",
-            idp.app(app)["client_id"],
-            "--secret-stdin",
-            input=secret + "\n",
-        )
-        assert result.code == 0, result.text
+        add_sandbox_credential(cli, idp, name, app)
     alice = idp.user("alice")
     result = cli(
         "creds",

@@ -12,7 +12,7 @@ import pytest
 
 from mailgate.sandbox.exchange.store import StoredMailbox
 from mailgate.testing import SandboxController
-from tests.conftest import Cli
+from tests.conftest import Cli, add_sandbox_credential
 
 DOMAIN = "contoso.onmicrosoft.com"
 
@@ -94,25 +94,7 @@ def eml_hashes(directory: Path) -> list[str]:
 
 @pytest.fixture
 def sandboxed(cli: Cli, idp: SandboxController) -> Sandboxed:
-    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
-    tenant = idp.tenant("contoso")["id"]
-    secret = next(s for s in idp.app("mailgate-daemon")["secrets"] if not s["expired"])["value"]
-    result = cli(
-        "creds",
-        "add",
-        "daemon",
-        "--kind",
-        "client-secret",
-        "--cloud",
-        "sandbox",
-        "--tenant",
-        tenant,
-        "--client-id",
-        idp.app("mailgate-daemon")["client_id"],
-        "--secret-stdin",
-        input=secret + "\n",
-    )
-    assert result.code == 0, result.text
+    add_sandbox_credential(cli, idp)
     return Sandboxed(idp, cli)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from mailgate.testing import SandboxController
-from tests.conftest import Cli, assert_no_traceback
+from tests.conftest import Cli, add_sandbox_credential, assert_no_traceback
 
 DOMAIN = "contoso.onmicrosoft.com"
 DESK = f"servicedesk@{DOMAIN}"
@@ -44,15 +44,7 @@ def _tenant(idp: SandboxController) -> Any:
 
 @pytest.fixture
 def ocli(cli: Cli, idp: SandboxController) -> Cli:
-    cli.env["MAILGATE_SANDBOX"] = str(Path(idp.state_dir) / "sandbox.json")
-    app = idp.app("mailgate-daemon")
-    secret = next(s for s in app["secrets"] if not s["expired"])["value"]
-    result = cli(
-        "creds", "add", "daemon", "--kind", "client-secret", "--cloud", "sandbox",
-        "--tenant", idp.tenant("contoso")["id"], "--client-id", app["client_id"],
-        "--secret-stdin", input=secret + "\n",
-    )  # fmt: skip
-    assert result.code == 0, result.text
+    add_sandbox_credential(cli, idp)
     for name, protocol in (("out", "smtp"), ("read", "imap"), ("graph", "graph")):
         result = cli(
             "mailbox", "add", name, "--credential", "daemon", "--protocol", protocol,
